@@ -1,0 +1,38 @@
+# The two commands of the README: `make demo` (main job on the embedded default) and `make test`.
+# Both create .venv and install everything on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+# CPU wheel by default so a CPU machine never pulls CUDA; GPU users: TORCH_SPEC="torch==2.13.0" make ...
+TORCH_SPEC ?= torch==2.13.0+cpu
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install test demo lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/python -m pytest -n 2 -q
+
+demo: $(STAMP)
+	$(BIN)/autoice synth demo/data --train 4 --test 2 --height 600 --width 640 --seed 0
+	$(BIN)/autoice inspect demo/data/train
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/prepare.py
+
+clean:
+	rm -rf $(VENV) demo

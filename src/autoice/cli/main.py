@@ -1,0 +1,75 @@
+"""The ``autoice`` command: a thin shell over the library, one module per subcommand.
+
+Subcommands are imported only when used, so ``autoice --help`` stays fast and a command's
+heavy dependencies (torch, mlflow, matplotlib) load only for that command.
+Handled failures (:class:`autoice.errors.AutoiceError`) print one line to stderr and exit 1.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import traceback
+
+import click
+
+from autoice import __version__
+from autoice.errors import AutoiceError
+
+#: subcommand -> module under autoice.cli exposing a click command named ``command``.
+COMMANDS: dict[str, str] = {
+    "synth": "synth",
+    "prepare": "prepare",
+    "inspect": "inspect",
+    "validate": "validate",
+    "score": "score",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a subcommand's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:  # noqa: D102
+        return sorted(name for name in COMMANDS if importlib.util.find_spec(f"autoice.cli.{COMMANDS[name]}"))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:  # noqa: D102
+        if cmd_name not in COMMANDS:
+            return None
+        module = importlib.import_module(f"autoice.cli.{COMMANDS[cmd_name]}")
+        return module.command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="autoice")
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Automated sea ice charts from Sentinel-1 SAR, AMSR2 and ERA5 (AI4Arctic / AutoICE)."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI, turning handled errors into one line and exit 1."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="autoice", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("autoice: aborted", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("autoice: interrupted", err=True)
+        sys.exit(130)
+    except AutoiceError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"autoice: error: {exc}", err=True)
+        sys.exit(1)
+    sys.exit(0)

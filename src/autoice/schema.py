@@ -1,0 +1,241 @@
+"""The AI4Arctic / AutoICE file format: the one place that spells it out.
+
+Every variable name, dimension, dtype, fill value, class table, grid ratio and
+file-name pattern of the dataset lives here (see ``shared/spec/ai4arctic-format.md``).
+Code, generators and tests import these constants; nothing else retypes them.
+This module holds constants and tiny pure helpers only: no I/O beyond reading the
+packaged scaling statistics.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+
+# --------------------------------------------------------------------------- charts
+CHARTS: tuple[str, ...] = ("SIC", "SOD", "FLOE")
+CHART_FILL = 255  #: masked / no label in a chart (uint8)
+INPUT_FILL = 0.0  #: no data in a scaled input variable
+CHART_DTYPE = np.uint8
+
+N_CLASSES: dict[str, int] = {"SIC": 11, "SOD": 6, "FLOE": 7}
+
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "SIC": tuple(f"{10 * k}%" for k in range(11)),
+    "SOD": ("Open water", "New ice", "Young ice", "Thin first-year ice", "Thick first-year ice", "Old ice"),
+    "FLOE": ("Open water", "Cake ice", "Small floe", "Medium floe", "Big floe", "Vast floe", "Bergs"),
+}
+
+#: ``polygon`` attribute of each chart variable in RTT files (the organisers' strings).
+CHART_DESCRIPTIONS: dict[str, str] = {
+    "SIC": "Sea Ice Concentration [%]",
+    "SOD": "Stage of Development",
+    "FLOE": "Floe Size",
+}
+
+# --------------------------------------------------------------------------- inputs
+SAR_VARIABLES: tuple[str, ...] = ("nersc_sar_primary", "nersc_sar_secondary")
+INCIDENCE_VARIABLE = "sar_incidenceangle"
+DISTANCE_VARIABLE = "distance_map"
+FULL_GRID_INPUTS: tuple[str, ...] = (*SAR_VARIABLES, INCIDENCE_VARIABLE, DISTANCE_VARIABLE)
+
+AMSR2_FREQUENCIES: tuple[str, ...] = ("6_9", "7_3", "10_7", "18_7", "23_8", "36_5", "89_0")
+AMSR2_VARIABLES: tuple[str, ...] = tuple(f"btemp_{f}{p}" for f in AMSR2_FREQUENCIES for p in ("h", "v"))
+ERA5_VARIABLES: tuple[str, ...] = ("u10m_rotated", "v10m_rotated", "t2m", "skt", "tcwv", "tclw")
+COARSE_VARIABLES: tuple[str, ...] = (*AMSR2_VARIABLES, *ERA5_VARIABLES)
+
+#: The 24 model inputs of the official baseline, in the official order.
+INPUT_VARIABLES: tuple[str, ...] = (*FULL_GRID_INPUTS, *COARSE_VARIABLES)
+
+#: RTT tie-point latitude/longitude (21 x 21, float64, not scaled).
+TIEPOINT_LATITUDE = "sar_grid2d_latitude"
+TIEPOINT_LONGITUDE = "sar_grid2d_longitude"
+TIEPOINT_VARIABLES: tuple[str, ...] = (TIEPOINT_LATITUDE, TIEPOINT_LONGITUDE)
+TIEPOINT_GRID = 21  #: tie points per axis (21 x 21 = 441)
+
+# --------------------------------------------------------------------------- grids
+FULL_DIMS: tuple[str, str] = ("sar_lines", "sar_samples")
+COARSE_DIMS: tuple[str, str] = ("2km_grid_lines", "2km_grid_samples")
+#: Dims of the 21 x 21 tie-point grids in RTT files. The names read (sample, line) but the
+#: values vary like (line, sample): axis 0 is lines.
+TIEPOINT_DIMS: tuple[str, str] = ("sar_sample_2dgrid_points", "sar_line_2dgrid_points")
+
+RTT_PIXEL_SPACING = 80  #: metres
+RAW_PIXEL_SPACING = 40  #: metres
+DOWNSAMPLE = RTT_PIXEL_SPACING // RAW_PIXEL_SPACING  #: raw -> RTT block size (2)
+CELL_RTT = 25  #: RTT pixels per 2 km cell side: cell k covers pixels [25k, 25k + 25)
+CELL_RAW = 50  #: raw pixels per 2 km cell side
+
+# Raw-file-only variables (spec section 3). Raw dims are not named by the spec: we find the
+# grids from the shapes (full grid = the SAR variables' dims), so users' own files work.
+POLYGON_ICECHART = "polygon_icechart"
+POLYGON_CODES = "polygon_codes"
+RAW_TIEPOINTS: tuple[str, ...] = (
+    "sar_grid_line",
+    "sar_grid_sample",
+    "sar_grid_latitude",
+    "sar_grid_longitude",
+    "sar_grid_incidenceangle",
+    "sar_grid_height",
+)
+RAW_REQUIRED_TIEPOINTS: tuple[str, ...] = RAW_TIEPOINTS[:5]
+RAW_BOOKKEEPING: tuple[str, ...] = ("amsr2_swath_map", "swath_segmentation")
+#: Dims that our generator (and our raw writer) uses for the raw-only 1-D variables.
+RAW_TIEPOINT_DIM = "sar_grid_points"
+RAW_CODES_DIM = "polygon_code_rows"
+POLYGON_CODES_HEADER: tuple[str, ...] = (
+    "id", "CT", "CA", "SA", "FA", "CB", "SB", "FB", "CC", "SC", "FC", "CN", "CD", "CF", "POLY_TYPE",
+)  # fmt: skip
+
+# --------------------------------------------------------------------------- attributes
+GLOBAL_ATTRS: tuple[str, ...] = ("scene_id", "original_id", "ice_service", "flip", "pixel_spacing")
+SERVICES: tuple[str, ...] = ("cis", "dmi")
+
+# --------------------------------------------------------------------------- SIGRID-3
+NOT_FILLED = -9  #: SIGRID "not filled"
+UNKNOWN = 99  #: SIGRID "unknown"
+
+#: Concentration code (CT, CA, CB, CC) -> SIC class, in the organisers' table order.
+SIC_CODES: dict[int, int] = {
+    0: 0, 1: 0, 2: 0, 55: 0,
+    10: 1, 20: 2, 30: 3, 40: 4, 50: 5, 60: 6, 70: 7, 80: 8, 90: 9,
+    91: 10, 92: 10,
+}  # fmt: skip
+#: Stage code (SA, SB, SC) -> SOD class; 255 = masked.
+SOD_CODES: dict[int, int] = {
+    0: 0, 80: 0,
+    81: 1, 82: 1,
+    83: 2, 84: 2, 85: 2,
+    86: 4,
+    87: 3, 88: 3, 89: 3,
+    91: 4, 93: 4,
+    95: 5, 96: 5, 97: 5,
+    98: CHART_FILL, 99: CHART_FILL,
+}  # fmt: skip
+#: Form code (FA, FB, FC) -> FLOE class; 255 = masked (pancake, fast ice, level ice).
+FLOE_CODES: dict[int, int] = {
+    0: 0,
+    22: CHART_FILL, 1: CHART_FILL,
+    2: 1, 3: 2, 4: 3, 5: 4, 6: 5, 7: 5,
+    8: CHART_FILL,
+    9: 6, 10: 6,
+    21: CHART_FILL,
+}  # fmt: skip
+
+#: Dominance thresholds (share of CT that the largest merged partial must reach).
+THRESHOLDS: dict[str, dict[str, float]] = {
+    "current": {"SOD": 0.65, "FLOE": 0.65},  # dataset since Dec 2022
+    "legacy": {"SOD": 0.7, "FLOE": 0.5},  # first release / starter kit utils
+}
+
+POLY_TYPE_ICE = "I"
+POLY_TYPE_WATER = "W"
+
+# --------------------------------------------------------------------------- distance map
+#: Upper edge (km) of each distance-to-land zone 1..40; zone 0 = land, zone 41 = beyond 300 km.
+DISTANCE_ZONE_EDGES_KM: tuple[float, ...] = (
+    0.5, 1.0,  # 1-2: half-km bands
+    *[float(k) for k in range(2, 21)],  # 3-21: 1-km bands to 20 km
+    *[float(k) for k in range(25, 51, 5)],  # 22-27: 5-km bands to 50 km
+    *[float(k) for k in range(60, 101, 10)],  # 28-32: 10-km bands to 100 km
+    *[float(k) for k in range(125, 301, 25)],  # 33-40: 25-km bands to 300 km
+)  # fmt: skip
+N_DISTANCE_ZONES = len(DISTANCE_ZONE_EDGES_KM) + 2  #: 42 (0..41)
+
+
+def distance_zone(distance_km: np.ndarray) -> np.ndarray:
+    """Distance to land (km, 0 on land) -> zone id 0..41 as in the organisers' ``distance_map``."""
+    d = np.asarray(distance_km, dtype=np.float64)
+    zone = np.searchsorted(np.asarray(DISTANCE_ZONE_EDGES_KM), d, side="left") + 1
+    return np.where(d <= 0, 0, zone).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- scaling
+#: Winning team's z-scoring of interpolated latitude/longitude (spec section 8).
+LATLON_MEANSTD: dict[str, tuple[float, float]] = {"latitude": (69.125, 7.032), "longitude": (-56.390, 31.329)}
+
+
+@lru_cache(maxsize=1)
+def global_meanstd() -> dict[str, tuple[float, float]]:
+    """The organisers' (mean, std) of the 24 inputs in physical units, shipped with the package."""
+    text = resources.files("autoice.resources").joinpath("global_meanstd.json").read_text()
+    raw = json.loads(text)
+    return {name: (float(raw[name]["mean"]), float(raw[name]["std"])) for name in INPUT_VARIABLES}
+
+
+# --------------------------------------------------------------------------- names
+RAW_NAME = re.compile(
+    r"^(?P<product>(?P<mission>S1[A-D])_EW_GRD[MH]_1SD[HV]_(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})"
+    r"_(?P<orbit>\d{6})_(?P<datatake>[0-9A-F]{6})_(?P<crc>[0-9A-F]{4}))"
+    r"_icechart_(?P<service>cis|dmi)_(?P<chart>[A-Za-z0-9_]+)\.nc$"
+)
+RTT_NAME = re.compile(r"^(?P<key>(?P<start>\d{8}T\d{6})_(?P<service>cis|dmi))_prep(?P<reference>_reference)?\.nc$")
+RTT_SUFFIX = "_prep.nc"
+REFERENCE_SUFFIX = "_prep_reference.nc"
+SCENE_KEY_LENGTH = 19
+
+
+@dataclass(frozen=True)
+class SceneName:
+    """The parts of a scene's name that the format defines."""
+
+    start: str  #: S1 start time, YYYYMMDDTHHMMSS
+    service: str  #: 'cis' or 'dmi'
+
+    @property
+    def key(self) -> str:
+        """Scene key used in submissions, e.g. ``20180124T194759_dmi``."""
+        return f"{self.start}_{self.service}"
+
+    @property
+    def rtt_name(self) -> str:
+        """Ready-to-train file name."""
+        return self.key + RTT_SUFFIX
+
+    @property
+    def reference_name(self) -> str:
+        """Released test-reference file name."""
+        return self.key + REFERENCE_SUFFIX
+
+    @property
+    def month(self) -> int:
+        """Acquisition month 1..12."""
+        return int(self.start[4:6])
+
+
+def parse_raw_name(name: str) -> SceneName | None:
+    """Raw file name -> its scene name parts, or None if it does not follow the pattern."""
+    m = RAW_NAME.match(name)
+    return SceneName(m["start"], m["service"]) if m else None
+
+
+def parse_rtt_name(name: str) -> SceneName | None:
+    """RTT (``_prep.nc``) or reference (``_prep_reference.nc``) file name -> parts, or None."""
+    m = RTT_NAME.match(name)
+    return SceneName(m["start"], m["service"]) if m else None
+
+
+def raw_to_rtt_name(raw_name: str) -> str:
+    """Raw file name -> RTT file name, by the organisers' character positions (17-31, 77-79)."""
+    return raw_name[17:32] + "_" + raw_name[77:80] + RTT_SUFFIX
+
+
+def scene_key(rtt_name: str) -> str:
+    """RTT or reference file name -> scene key (its first 19 characters)."""
+    return rtt_name[:SCENE_KEY_LENGTH]
+
+
+def submission_variable(key: str, chart: str) -> str:
+    """Name of a scene's chart variable in ``upload_package.nc``."""
+    return f"{key}_{chart}"
+
+
+def coarse_shape_ok(n_full: int, n_coarse: int, cell: int) -> bool:
+    """Whether a 2 km axis of ``n_coarse`` cells plausibly covers ``n_full`` pixels of ``cell`` each."""
+    need = -(-n_full // cell)  # ceil
+    return need - 1 <= n_coarse <= need + 1

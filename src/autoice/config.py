@@ -1,0 +1,293 @@
+"""Typed training configuration: dataclass defaults, YAML presets, ``--set key=value`` overrides.
+
+A preset is a small YAML file of overrides (``src/autoice/resources/presets/<name>.yaml``) over the
+dataclass defaults below. Overrides are parsed as YAML scalars/lists, type-checked against the
+default, and an unknown key is an error that lists the valid ones. The resolved config is a plain
+dict (:meth:`Config.to_dict`) saved with every run and checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from autoice import schema
+from autoice.errors import ConfigError
+
+#: Input channels derived from a scene rather than stored in it.
+DERIVED_INPUTS: tuple[str, ...] = ("latitude", "longitude", "month")
+VALID_INPUTS: tuple[str, ...] = (*schema.INPUT_VARIABLES, *DERIVED_INPUTS)
+
+
+@dataclass
+class DataConfig:
+    """What the model sees: channels, resolution, patches."""
+
+    inputs: list[str] = field(default_factory=lambda: list(schema.INPUT_VARIABLES))  #: channel names, in order
+    downscale: int = 1  #: 1 = 80 m; 10 = 800 m (inputs and labels by nearest neighbour)
+    patch_size: int = 256  #: square patch side, in pixels at the downscaled resolution
+    val_fraction: float = 0.1  #: share of scenes held out (seeded) when no --val-data is given
+    cache_dtype: str = "float16"  #: dtype of the cached inputs: float16 or float32
+    num_workers: int = 0  #: DataLoader worker processes
+
+
+@dataclass
+class AugmentConfig:
+    """Augmentations applied to training patches on tensors."""
+
+    flip: bool = False  #: random horizontal/vertical flips
+    rot90: bool = False  #: random +-90 degree rotations
+    scale: list[float] = field(default_factory=list)  #: [min, max] random rescale factor; [] = off
+    cutmix: float = 0.0  #: probability of CutMix between two patches of a batch
+
+
+@dataclass
+class ModelConfig:
+    """Multi-task U-Net: shared trunk, one head per chart."""
+
+    filters: list[int] = field(default_factory=lambda: [16, 32, 64, 64])  #: channels per encoder level
+    sic_mode: str = "classification"  #: classification (11 classes, CE) or regression (1 channel, MSE)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and the loop."""
+
+    epochs: int = 50
+    batches_per_epoch: int = 500
+    batch_size: int = 8
+    optimizer: str = "adam"  #: adam or sgd
+    lr: float = 1e-4
+    momentum: float = 0.9  #: sgd only
+    weight_decay: float = 0.0
+    scheduler: str = "none"  #: none or cosine_warm_restarts
+    restart_epochs: int = 20  #: cosine warm restarts period (epochs)
+    task_weights: dict[str, float] = field(default_factory=lambda: {"SIC": 1.0, "SOD": 1.0, "FLOE": 1.0})
+    grad_clip: float = 0.0  #: max gradient norm; 0 = off
+    amp: bool = True  #: mixed precision when on CUDA (ignored on CPU)
+    seed: int = 0
+    val_every: int = 1  #: validate every N epochs (and after the last)
+    device: str = "auto"  #: auto, cpu, cuda, cuda:N
+
+
+@dataclass
+class Config:
+    """The whole resolved configuration of a training run."""
+
+    preset: str = "baseline"
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/YAML-ready)."""
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """``section.key -> value`` (for MLflow params)."""
+        out = {}
+        for section, values in self.to_dict().items():
+            if isinstance(values, dict):
+                for k, v in values.items():
+                    out[f"{section}.{k}"] = v
+            else:
+                out[section] = values
+        return out
+
+    def fingerprint(self, *sections: str) -> str:
+        """Short stable hash of the given sections (all when none), e.g. to key a cache."""
+        d = self.to_dict()
+        picked = {s: d[s] for s in sections} if sections else d
+        return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- loading
+def preset_names() -> list[str]:
+    """Presets that ship with the package."""
+    folder = resources.files("autoice.resources").joinpath("presets")
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _valid_keys() -> list[str]:
+    keys = ["preset"]
+    for f in dataclasses.fields(Config):
+        if dataclasses.is_dataclass(f.default_factory):  # type: ignore[arg-type]
+            keys += [f"{f.name}.{g.name}" for g in dataclasses.fields(f.default_factory)]  # type: ignore[arg-type]
+    return keys
+
+
+def _coerce(key: str, value: Any, hint: Any, default: Any) -> Any:
+    origin = get_origin(hint)
+    if hint in (int, float) and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" as a string
+            value = float(value) if hint is float or not value.strip().lstrip("-").isdigit() else int(value)
+        except ValueError:
+            pass
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    elif origin is list:
+        (item,) = get_args(hint)
+        if isinstance(value, list):
+            return [_coerce(key, v, item, None) for v in value]
+    elif origin is dict:
+        _, item = get_args(hint)
+        if isinstance(value, dict):
+            merged = dict(default or {})
+            for k, v in value.items():
+                merged[str(k)] = _coerce(f"{key}.{k}", v, item, None)
+            return merged
+    raise ConfigError(f"{key}: expected {getattr(hint, '__name__', str(hint))}, got {value!r}")
+
+
+def _apply(cfg: Config, key: str, value: Any, source: str) -> None:
+    if key == "preset":
+        cfg.preset = str(value)
+        return
+    section, _, name = key.partition(".")
+    target = getattr(cfg, section, None) if section in {f.name for f in dataclasses.fields(Config)} else None
+    names = {f.name for f in dataclasses.fields(target)} if dataclasses.is_dataclass(target) else set()
+    if name not in names:
+        raise ConfigError(f"{source}: unknown key {key!r}; valid keys: {', '.join(_valid_keys())}")
+    hint = get_type_hints(type(target))[name]
+    setattr(target, name, _coerce(key, value, hint, getattr(target, name)))
+
+
+def _apply_mapping(cfg: Config, mapping: dict[str, Any], source: str) -> None:
+    for key, value in mapping.items():
+        if isinstance(value, dict) and key in {"data", "augment", "model", "train"}:
+            for k, v in value.items():
+                _apply(cfg, f"{key}.{k}", v, source)
+        else:
+            _apply(cfg, key, value, source)
+
+
+def _read_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``key=value`` -> (key, value parsed as a YAML scalar or list; ``1e-3`` is a number)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=0.001")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {item!r}: value is not valid YAML") from exc
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    return key.strip(), value
+
+
+def load_config(preset: str | None = None, config_file: str | Path | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> Config:  # fmt: skip
+    """Defaults <- preset (or config file) <- ``--set`` overrides, validated."""
+    cfg = Config()
+    if preset is not None and config_file is not None:
+        raise ConfigError("give --preset or --config, not both")
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such config file")
+        data = _read_yaml(path.read_text(), str(path))
+        base = data.pop("preset", None)
+        if base is not None:
+            _apply_mapping(cfg, _preset_mapping(str(base)), f"preset {base}")
+            cfg.preset = str(base)
+        _apply_mapping(cfg, data, str(path))
+    else:
+        name = preset or "baseline"
+        _apply_mapping(cfg, _preset_mapping(name), f"preset {name}")
+        cfg.preset = name
+    for item in overrides:
+        key, value = parse_override(item)
+        _apply(cfg, key, value, f"--set {item}")
+    validate_config(cfg)
+    return cfg
+
+
+def _preset_mapping(name: str) -> dict[str, Any]:
+    if name not in preset_names():
+        raise ConfigError(f"unknown preset {name!r}; available: {', '.join(preset_names())}")
+    text = resources.files("autoice.resources").joinpath("presets", f"{name}.yaml").read_text()
+    return _read_yaml(text, f"preset {name}")
+
+
+def config_from_dict(d: dict[str, Any]) -> Config:
+    """Rebuild a Config from :meth:`Config.to_dict` output (e.g. from a checkpoint)."""
+    cfg = Config()
+    _apply_mapping(cfg, d, "saved config")
+    validate_config(cfg)
+    return cfg
+
+
+def validate_config(cfg: Config) -> None:
+    """Check values that types alone do not constrain; raise ConfigError naming the key."""
+    bad = [c for c in cfg.data.inputs if c not in VALID_INPUTS]
+    if bad:
+        raise ConfigError(f"data.inputs: unknown channel(s) {', '.join(bad)}; valid: {', '.join(VALID_INPUTS)}")
+    if not cfg.data.inputs or len(set(cfg.data.inputs)) != len(cfg.data.inputs):
+        raise ConfigError("data.inputs: must be a non-empty list without repeats")
+    checks = [
+        (cfg.data.downscale >= 1, "data.downscale", "must be >= 1"),
+        (cfg.data.patch_size >= 16, "data.patch_size", "must be >= 16"),
+        (0.0 <= cfg.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)"),
+        (cfg.data.cache_dtype in ("float16", "float32"), "data.cache_dtype", "must be float16 or float32"),
+        (cfg.data.num_workers >= 0, "data.num_workers", "must be >= 0"),
+        (cfg.model.sic_mode in ("classification", "regression"), "model.sic_mode",
+         "must be classification or regression"),
+        (len(cfg.model.filters) >= 1 and all(f > 0 for f in cfg.model.filters), "model.filters",
+         "must be a non-empty list of positive ints"),
+        (cfg.data.patch_size % (2 ** (len(cfg.model.filters) - 1)) == 0, "data.patch_size",
+         f"must be divisible by 2^(len(model.filters) - 1) = {2 ** (len(cfg.model.filters) - 1)}"),
+        (cfg.train.optimizer in ("adam", "sgd"), "train.optimizer", "must be adam or sgd"),
+        (cfg.train.scheduler in ("none", "cosine_warm_restarts"), "train.scheduler",
+         "must be none or cosine_warm_restarts"),
+        (cfg.train.epochs >= 1 and cfg.train.batches_per_epoch >= 1 and cfg.train.batch_size >= 1,
+         "train.epochs/batches_per_epoch/batch_size", "must be >= 1"),
+        (cfg.train.lr > 0, "train.lr", "must be > 0"),
+        (set(cfg.train.task_weights) == set(schema.CHARTS), "train.task_weights",
+         f"must give a weight for each of {', '.join(schema.CHARTS)}"),
+        (cfg.train.val_every >= 1, "train.val_every", "must be >= 1"),
+        (not cfg.augment.scale or (len(cfg.augment.scale) == 2 and 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]),
+         "augment.scale", "must be [] or [min, max] with 0 < min <= max"),
+        (0.0 <= cfg.augment.cutmix <= 1.0, "augment.cutmix", "must be a probability in [0, 1]"),
+    ]  # fmt: skip
+    for ok, key, why in checks:
+        if not ok:
+            raise ConfigError(f"{key}: {why}")
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved config as YAML (atomically)."""
+    from autoice.atomic import atomic_output
+
+    with atomic_output(path) as tmp:
+        Path(tmp).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))

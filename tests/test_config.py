@@ -1,0 +1,81 @@
+"""Config: presets, config files, --set overrides and their errors."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from autoice import schema
+from autoice.config import config_from_dict, load_config, parse_override, preset_names, save_config
+from autoice.errors import ConfigError
+
+
+def test_presets_ship_and_match_the_recipes():
+    assert preset_names() == ["baseline", "demo", "mmseaice"]
+    base = load_config("baseline")
+    assert base.data.inputs == list(schema.INPUT_VARIABLES)
+    assert (base.model.filters, base.train.optimizer, base.train.lr) == ([16, 32, 64, 64], "adam", 1e-4)
+    assert (base.data.patch_size, base.train.batch_size, base.train.batches_per_epoch, base.train.epochs) == (
+        256, 8, 500, 50)
+    mm = load_config("mmseaice")
+    assert len(mm.data.inputs) == 16 and mm.data.inputs[-3:] == ["latitude", "longitude", "month"]
+    assert (mm.data.downscale, mm.model.sic_mode, mm.train.optimizer, mm.train.scheduler) == (
+        10, "regression", "sgd", "cosine_warm_restarts")
+    assert mm.train.task_weights == {"SIC": 1.0, "SOD": 3.0, "FLOE": 3.0}
+    assert (mm.train.epochs, mm.train.batches_per_epoch, mm.train.batch_size) == (300, 500, 16)
+    assert mm.augment.flip and mm.augment.rot90 and mm.augment.scale == [0.9, 1.1] and mm.augment.cutmix > 0
+    demo = load_config("demo")
+    assert demo.data.inputs == mm.data.inputs and demo.model.sic_mode == "regression"
+
+
+def test_overrides_are_typed():
+    cfg = load_config("demo", overrides=["train.lr=0.5", "train.epochs=3", "augment.flip=false",
+                                         "model.filters=[8, 8]", "train.task_weights={SOD: 5}"])
+    assert cfg.train.lr == 0.5 and cfg.train.epochs == 3 and cfg.augment.flip is False
+    assert cfg.model.filters == [8, 8]
+    assert cfg.train.task_weights == {"SIC": 1.0, "SOD": 5.0, "FLOE": 3.0}
+    assert parse_override("train.lr=1e-3") == ("train.lr", 1e-3)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("train.lrr=1", "unknown key 'train.lrr'; valid keys: preset, data.inputs"),
+    ("nope=1", "unknown key 'nope'"),
+    ("train.epochs=1.5", "train.epochs: expected int, got 1.5"),
+    ("train.amp=yes please", "train.amp: expected bool"),
+    ("train.lr", "expected key=value"),
+    ("data.inputs=[HH]", "data.inputs: unknown channel(s) HH"),
+    ("train.optimizer=rmsprop", "train.optimizer: must be adam or sgd"),
+    ("data.patch_size=100", "data.patch_size: must be divisible by"),
+    ("augment.scale=[1.2, 0.8]", "augment.scale"),
+])
+def test_override_errors(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config("baseline", overrides=[override])
+    assert message in str(err.value)
+
+
+def test_unknown_preset_and_file_errors(tmp_path):
+    with pytest.raises(ConfigError, match="unknown preset 'fast'; available: baseline, demo, mmseaice"):
+        load_config("fast")
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(config_file=tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(config_file=bad)
+    with pytest.raises(ConfigError, match="not both"):
+        load_config("demo", config_file=bad)
+
+
+def test_config_file_on_top_of_a_preset_and_round_trip(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump({"preset": "mmseaice", "train": {"epochs": 7}}))
+    cfg = load_config(config_file=path)
+    assert cfg.preset == "mmseaice" and cfg.train.epochs == 7 and cfg.data.downscale == 10
+    saved = tmp_path / "resolved.yaml"
+    save_config(cfg, saved)
+    again = config_from_dict(yaml.safe_load(saved.read_text()))
+    assert again == cfg
+    assert again.fingerprint("data") == cfg.fingerprint("data")
+    assert load_config("demo").fingerprint("data") != cfg.fingerprint("data")
+    assert cfg.flat()["train.epochs"] == 7

@@ -1,0 +1,181 @@
+"""``autoice score``: the official AutoICE score of an upload package against reference charts."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from autoice.metrics import ScoreAccumulator
+    from autoice.submission import ScoreReport
+
+_METRIC = {"SIC": "R2 x100 (class indices)", "SOD": "weighted F1 x100", "FLOE": "weighted F1 x100"}
+
+
+@click.command("score")
+@click.argument("submission", type=click.Path(path_type=Path))
+@click.option(
+    "--reference",
+    "reference",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="*_prep_reference.nc files or RTT files with charts, or folders of them. Repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
+@click.option("--per-scene", is_flag=True, help="Also score every scene on its own.")
+@click.option("--bootstrap", "n_boot", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Scene resamples for 95% confidence intervals (0 = none; 1000 is typical).")  # fmt: skip
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for scores.json, per_class.csv and confusion-matrix PNGs.")  # fmt: skip
+def command(
+    submission: Path,
+    reference: tuple[Path, ...],
+    as_json: bool,
+    per_scene: bool,
+    n_boot: int,
+    seed: int,
+    out_dir: Path | None,
+) -> None:
+    """Score SUBMISSION (upload_package.nc) as the challenge server did.
+
+    Per chart, reference pixels of 255 are dropped and all scenes pooled: SIC R2 on class
+    indices, SOD and FLOE weighted F1, each x100 rounded to 3 decimals; combined =
+    (2 SIC + 2 SOD + FLOE) / 5. A chart missing (or unusable) for any scene scores 0.
+    """
+    from autoice.submission import score_submission
+
+    report = score_submission(submission, list(reference), progress=not as_json)
+    for line in report.problems:
+        click.echo(f"warning: {line}; its chart scores 0 (as on the challenge server)", err=True)
+    for name in report.extra:
+        click.echo(f"warning: {name}: in the submission but matches no reference scene (ignored)", err=True)
+    summary = build_summary(report, per_scene=per_scene or out_dir is not None, n_boot=n_boot, seed=seed)
+    if out_dir is not None:
+        write_outputs(report, summary, out_dir)
+        click.echo(f"wrote {out_dir}/scores.json, per_class.csv and confusion PNGs", err=True)
+    if as_json:
+        shown = dict(summary) if per_scene else {k: v for k, v in summary.items() if k != "per_scene"}
+        click.echo(json.dumps(_finite(shown)))
+    else:
+        click.echo(format_table(summary, per_scene=per_scene))
+
+
+def _finite(obj: Any) -> Any:
+    """NaN -> null so that the JSON is standard (R2 of a one-pixel chart is NaN)."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _scores(acc: ScoreAccumulator) -> dict[str, Any]:
+    res = acc.result()
+    return {**res.as_dict(), "valid_pixels": res.n_valid, "missing": list(res.missing)}
+
+
+def build_summary(report: ScoreReport, *, per_scene: bool, n_boot: int, seed: int) -> dict[str, Any]:
+    """The JSON-ready result: official scores first, then details."""
+    from autoice.metrics import bootstrap
+
+    summary: dict[str, Any] = _scores(report.pooled)
+    summary["n_scenes"] = len(report.scenes)
+    summary["missing_variables"] = report.missing
+    summary["extra_variables"] = report.extra
+    if n_boot:
+        ci = bootstrap(list(report.scenes.values()), n_boot, seed=seed)
+        summary["bootstrap"] = {"n": n_boot, "seed": seed, "level": 0.95, **{k: list(v) for k, v in ci.items()}}
+    if per_scene:
+        summary["per_scene"] = {key: _scores(acc) for key, acc in report.scenes.items()}
+    return summary
+
+
+def _fmt(x: float) -> str:
+    return f"{x:8.3f}" if math.isfinite(x) else f"{'nan':>8}"
+
+
+def format_table(summary: dict[str, Any], *, per_scene: bool) -> str:
+    """Readable text: overall scores per chart, optional CIs, optional per-scene rows."""
+    from autoice import schema
+
+    boot = summary.get("bootstrap")
+    head = f"{'chart':<9}{'score':>8}  {'metric':<24}{'valid pixels':>14}"
+    if boot:
+        head += f"  {'95% CI (' + str(boot['n']) + ' resamples)':>28}"
+    lines = [f"AutoICE score over {summary['n_scenes']} scenes", head]
+    for chart in (*schema.CHARTS, "combined"):
+        metric = _METRIC.get(chart, "(2 SIC + 2 SOD + FLOE) / 5")
+        pixels = f"{summary['valid_pixels'][chart]:>14,}" if chart in schema.CHARTS else " " * 14
+        row = f"{chart:<9}{_fmt(summary[chart])}  {metric:<24}{pixels}"
+        if chart in summary["missing"]:
+            row += "  (missing: scored 0)"
+        if boot:
+            lo, hi = boot[chart]
+            row += f"  {'[' + format(lo, '.3f') + ', ' + format(hi, '.3f') + ']':>28}"
+        lines.append(row)
+    if per_scene and "per_scene" in summary:
+        lines += ["", f"{'scene':<22}" + "".join(f"{c:>10}" for c in (*schema.CHARTS, "combined"))]
+        for key, s in summary["per_scene"].items():
+            lines.append(f"{key:<22}" + "".join(f"  {_fmt(s[c])}" for c in (*schema.CHARTS, "combined")))
+    return "\n".join(lines)
+
+
+def write_outputs(report: ScoreReport, summary: dict[str, Any], out_dir: Path) -> None:
+    """``scores.json``, ``per_class.csv`` and ``confusion_<chart>.png`` in ``out_dir`` (each atomic)."""
+    import csv
+
+    from autoice import schema
+    from autoice.atomic import atomic_output
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pooled = report.pooled
+    with atomic_output(out_dir / "scores.json") as tmp:
+        tmp.write_text(json.dumps(_finite(summary), indent=2) + "\n")
+    with atomic_output(out_dir / "per_class.csv") as tmp, tmp.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["chart", "class", "name", "precision", "recall", "f1", "support"])
+        for chart in schema.CHARTS:
+            st = pooled.charts[chart].per_class()
+            for k, name in enumerate(schema.CLASS_NAMES[chart]):
+                w.writerow(
+                    [chart, k, name, f"{st.precision[k]:.6f}", f"{st.recall[k]:.6f}", f"{st.f1[k]:.6f}",
+                     int(st.support[k])]
+                )  # fmt: skip
+    for chart in schema.CHARTS:
+        with atomic_output(out_dir / f"confusion_{chart}.png") as tmp:
+            _plot_confusion(pooled.charts[chart].confusion_matrix(), chart, tmp)
+
+
+def _plot_confusion(cm: Any, chart: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from autoice import schema
+
+    names = schema.CLASS_NAMES[chart]
+    support = cm.sum(axis=1, keepdims=True)
+    share = np.divide(cm, support, out=np.zeros(cm.shape, dtype=float), where=support > 0)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(names), 0.8 + 0.6 * len(names)), layout="constrained")
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(share):
+        if cm[i, j]:
+            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("reference")
+    ax.set_title(f"{chart}: % of reference pixels (rows)")
+    fig.colorbar(im, ax=ax, shrink=0.8)
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)

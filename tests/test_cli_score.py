@@ -1,0 +1,168 @@
+"""``autoice validate`` and ``autoice score`` end to end on tiny files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+from click.testing import CliRunner
+from sklearn.metrics import f1_score, r2_score
+
+from autoice import schema
+from autoice.cli.main import cli, main
+from autoice.scenes import write_netcdf
+from autoice.submission import write_submission
+
+SHAPES = {"20180124T194759_dmi": (30, 41), "20190301T101010_cis": (25, 20), "20200505T050505_cis": (22, 33)}
+
+
+@pytest.fixture
+def case(tmp_path):
+    """Reference folder (3 scenes) and a decent submission for it."""
+    rng = np.random.default_rng(0)
+    ref_dir = tmp_path / "ref"
+    truth, preds = {}, {}
+    for key, shape in SHAPES.items():
+        truth[key], preds[key] = {}, {}
+        for chart in schema.CHARTS:
+            n = schema.N_CLASSES[chart]
+            t = rng.integers(0, n, shape).astype(np.uint8)
+            t[:4] = schema.CHART_FILL
+            truth[key][chart] = t
+            preds[key][chart] = np.where(rng.random(shape) < 0.8, np.minimum(t, n - 1), 0).astype(np.uint8)
+        ds = xr.Dataset({c: (schema.FULL_DIMS, a) for c, a in truth[key].items()}, attrs={"scene_id": key})
+        write_netcdf(ds, ref_dir / f"{key}{schema.REFERENCE_SUFFIX}")
+    return tmp_path, ref_dir, truth, preds
+
+
+def _expected(truth, preds):
+    out = {}
+    for chart in schema.CHARTS:
+        t = np.concatenate([truth[k][chart].ravel() for k in sorted(truth)])
+        p = np.concatenate([preds[k][chart].ravel() for k in sorted(truth)])
+        keep = t != schema.CHART_FILL
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            s = r2_score(t[keep], p[keep]) if chart == "SIC" else f1_score(t[keep], p[keep], average="weighted")
+        out[chart] = float(np.round(s * 100, 3))
+    out["combined"] = float(np.round((out["SIC"] * 2 + out["SOD"] * 2 + out["FLOE"]) / 5, 3))
+    return out
+
+
+def _run(args):
+    result = CliRunner().invoke(cli, args)
+    return result
+
+
+def test_score_json_is_the_only_stdout(case):
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)  # stdout is exactly one JSON object
+    exp = _expected(truth, preds)
+    assert {k: data[k] for k in exp} == exp
+    assert data["n_scenes"] == 3 and "per_scene" not in data
+
+
+def test_score_table_per_scene_and_bootstrap(case):
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--per-scene", "--bootstrap", "50"])
+    assert result.exit_code == 0, result.output
+    exp = _expected(truth, preds)
+    lines = result.stdout.splitlines()
+    sic_row = next(line for line in lines if line.startswith("SIC "))
+    assert f"{exp['SIC']:.3f}" in sic_row and "[" in sic_row  # score and its CI
+    assert any(line.startswith("combined") and f"{exp['combined']:.3f}" in line for line in lines)
+    for key in SHAPES:
+        one = _expected({key: truth[key]}, {key: preds[key]})
+        row = next(line for line in lines if line.startswith(key))
+        assert f"{one['SOD']:.3f}" in row and f"{one['combined']:.3f}" in row
+    js = _run(["score", str(sub), "--reference", str(ref_dir), "--json", "--per-scene", "--bootstrap", "50"])
+    data = json.loads(js.stdout)
+    assert set(data["per_scene"]) == set(SHAPES)
+    lo, hi = data["bootstrap"]["SOD"]
+    assert lo <= data["SOD"] <= hi
+
+
+def test_score_out_folder(case):
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    out = tmp / "report"
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads((out / "scores.json").read_text())
+    assert data["SOD"] == _expected(truth, preds)["SOD"]
+    assert set(data["per_scene"]) == set(SHAPES)
+    with (out / "per_class.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["chart", "class", "name", "precision", "recall", "f1", "support"]
+    assert len(rows) == sum(schema.N_CLASSES.values())
+    sod_water = next(r for r in rows if r["chart"] == "SOD" and r["class"] == "0")
+    assert sod_water["name"] == schema.CLASS_NAMES["SOD"][0]
+    t = np.concatenate([truth[k]["SOD"].ravel() for k in sorted(truth)])
+    assert int(sod_water["support"]) == int((t == 0).sum())
+    for chart in schema.CHARTS:
+        assert (out / f"confusion_{chart}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not list(out.glob(".*tmp"))
+
+
+def test_score_missing_and_extra_scenes_warn(case):
+    tmp, ref_dir, truth, preds = case
+    key = "20190301T101010_cis"
+    del preds[key]  # a whole scene missing: every chart counts as missing
+    preds["20210101T000000_dmi"] = {"SIC": np.zeros((3, 3), np.uint8)}
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["SIC"] == data["SOD"] == data["FLOE"] == data["combined"] == 0.0
+    assert data["missing_variables"] == [f"{key}_{c}" for c in schema.CHARTS]
+    assert data["extra_variables"] == ["20210101T000000_dmi_SIC"]
+    assert f"warning: {key}_SOD: missing; its chart scores 0" in result.stderr
+    assert "warning: 20210101T000000_dmi_SIC: in the submission but matches no reference scene" in result.stderr
+
+
+def test_validate_ok_and_problems(case, capsys):
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["validate", str(sub), "--data", str(ref_dir)])
+    assert result.exit_code == 0
+    assert "valid (3 scenes x 3 charts)" in result.stdout
+    preds["20180124T194759_dmi"]["SOD"] = np.zeros((5, 5), np.uint8)
+    del preds["20200505T050505_cis"]["FLOE"]
+    bad = write_submission(preds, tmp / "bad.nc")
+    with pytest.raises(SystemExit) as exit_:
+        main(["validate", str(bad), "--data", str(ref_dir)])
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "20180124T194759_dmi_SOD: shape (5, 5), expected (30, 41) (the scene's 80 m grid)",
+        "20200505T050505_cis_FLOE: missing (scene 20200505T050505_cis, chart FLOE)",
+    ]
+    assert err.strip() == f"autoice: error: {bad}: 2 problems found"
+
+
+@pytest.mark.parametrize("command", ["validate", "score"])
+def test_bad_files_are_one_line_errors(case, capsys, command):
+    tmp, ref_dir, truth, preds = case
+    junk = tmp / "upload_package.nc"
+    junk.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    option = "--data" if command == "validate" else "--reference"
+    with pytest.raises(SystemExit) as exit_:
+        main([command, str(junk), option, str(ref_dir)])
+    assert exit_.value.code == 1
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert f"{junk}: not a readable netCDF-4 file" in out + err
+    # an empty reference folder
+    (tmp / "empty").mkdir()
+    with pytest.raises(SystemExit):
+        main([command, str(junk), option, str(tmp / "empty")])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err and "no " in err and "scenes found" in err

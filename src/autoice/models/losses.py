@@ -1,0 +1,102 @@
+"""Per-chart losses that ignore unlabelled pixels, task weighting, and output decoding.
+
+Targets are ``(B, 3, H, W)`` class indices in ``schema.CHARTS`` order with ``schema.CHART_FILL``
+(255) where a chart has no label. Every loss is a mean over that chart's valid pixels only; a
+chart with no valid pixel in the batch contributes an exact zero that is still attached to the
+graph, so ``backward()`` works and the other charts keep training (no NaN from 0 / 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import Tensor
+
+from autoice import schema
+from autoice.models.unet import SIC_MODES
+
+
+def _check_mode(sic_mode: str) -> None:
+    if sic_mode not in SIC_MODES:
+        raise ValueError(f"sic_mode must be one of {', '.join(SIC_MODES)}, got {sic_mode!r}")
+
+
+def _is_regression(chart: str, sic_mode: str) -> bool:
+    return chart == "SIC" and sic_mode == "regression"
+
+
+def chart_losses(outputs: dict[str, Tensor], targets: Tensor, *, sic_mode: str) -> dict[str, Tensor]:
+    """One scalar loss per chart, over pixels whose target is not 255.
+
+    Cross-entropy for class heads; for ``sic_mode="regression"`` the SIC loss is the MSE between the
+    1-channel output and the class index (0..10) as a float.
+
+    Args:
+        outputs: ``{chart: (B, K, H, W)}`` from :class:`~autoice.models.unet.MultiTaskUNet`.
+        targets: (B, 3, H, W) integer class indices (uint8 or long), 255 = ignore.
+        sic_mode: ``"classification"`` or ``"regression"``.
+
+    Returns:
+        ``{chart: 0-d tensor}`` in ``schema.CHARTS`` order; 0 (with a grad_fn) for a chart without
+        any valid pixel.
+    """
+    _check_mode(sic_mode)
+    losses = {}
+    for i, chart in enumerate(schema.CHARTS):
+        out, target = outputs[chart], targets[:, i].long()
+        valid = target != schema.CHART_FILL
+        n_valid = valid.sum().clamp(min=1)
+        if _is_regression(chart, sic_mode):
+            # float32 so a half-precision (AMP) output cannot overflow the sum; where() rather than a
+            # product so a NaN/inf prediction on an ignored pixel cannot leak in.
+            pred = out[:, 0].float()
+            err = torch.where(valid, pred - target.float(), torch.zeros((), dtype=pred.dtype, device=pred.device))
+            losses[chart] = err.square().sum() / n_valid
+        else:
+            ce = F.cross_entropy(out, target, ignore_index=schema.CHART_FILL, reduction="sum")
+            losses[chart] = ce / n_valid
+    return losses
+
+
+def weighted_loss(losses: Mapping[str, Tensor], weights: Mapping[str, float]) -> Tensor:
+    """Sum of ``weights[chart] * losses[chart]`` over the charts in ``losses`` (no normalisation).
+
+    Raises:
+        ValueError: if ``losses`` is empty or a chart in it has no weight.
+    """
+    missing = [c for c in losses if c not in weights]
+    if missing:
+        raise ValueError(f"no task weight for {', '.join(missing)} (weights given: {', '.join(weights)})")
+    if not losses:
+        raise ValueError("no losses to weight")
+    return torch.stack([float(weights[c]) * loss for c, loss in losses.items()]).sum()
+
+
+def to_classes(outputs: dict[str, Tensor], *, sic_mode: str) -> dict[str, Tensor]:
+    """Predicted class index per pixel, ``{chart: (B, H, W) uint8}``.
+
+    Class heads take the argmax. Regression SIC is rounded with ``torch.round`` (half to even:
+    4.5 -> 4, 5.5 -> 6) and clipped to 0..10 (-0.7 -> 0, 10.6 -> 10); NaN becomes 0.
+    """
+    _check_mode(sic_mode)
+    classes = {}
+    for chart, out in outputs.items():
+        if _is_regression(chart, sic_mode):
+            value = torch.nan_to_num(out[:, 0].detach(), nan=0.0)
+            classes[chart] = value.round().clamp(0, schema.N_CLASSES["SIC"] - 1).to(torch.uint8)
+        else:
+            classes[chart] = out.argmax(dim=1).to(torch.uint8)
+    return classes
+
+
+def class_probabilities(outputs: dict[str, Tensor], *, sic_mode: str) -> dict[str, Tensor]:
+    """Softmax over classes per head, ``{chart: (B, K, H, W)}``, for TTA averaging and uncertainty.
+
+    Regression SIC has no distribution: its raw value is returned as (B, H, W) float.
+    """
+    _check_mode(sic_mode)
+    return {
+        chart: out[:, 0] if _is_regression(chart, sic_mode) else out.softmax(dim=1) for chart, out in outputs.items()
+    }

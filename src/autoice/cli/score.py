@@ -149,33 +149,8 @@ def write_outputs(report: ScoreReport, summary: dict[str, Any], out_dir: Path) -
                     [chart, k, name, f"{st.precision[k]:.6f}", f"{st.recall[k]:.6f}", f"{st.f1[k]:.6f}",
                      int(st.support[k])]
                 )  # fmt: skip
+    from autoice.plots import confusion_figure, save_figure
+
     for chart in schema.CHARTS:
-        with atomic_output(out_dir / f"confusion_{chart}.png") as tmp:
-            _plot_confusion(pooled.charts[chart].confusion_matrix(), chart, tmp)
-
-
-def _plot_confusion(cm: Any, chart: str, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from autoice import schema
-
-    names = schema.CLASS_NAMES[chart]
-    support = cm.sum(axis=1, keepdims=True)
-    share = np.divide(cm, support, out=np.zeros(cm.shape, dtype=float), where=support > 0)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.7 * len(names), 0.8 + 0.6 * len(names)), layout="constrained")
-    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(share):
-        if cm[i, j]:
-            ax.text(j, i, f"{100 * v:.0f}", ha="center", va="center", fontsize=7, color="white" if v > 0.5 else "black")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_xlabel("prediction")
-    ax.set_ylabel("reference")
-    ax.set_title(f"{chart}: % of reference pixels (rows)")
-    fig.colorbar(im, ax=ax, shrink=0.8)
-    fig.savefig(path, format="png", dpi=100)
-    plt.close(fig)
+        figure = confusion_figure(pooled.charts[chart].confusion_matrix(), chart)
+        save_figure(figure, out_dir / f"confusion_{chart}.png")

@@ -23,16 +23,18 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q
 
 demo: $(STAMP)
-	$(BIN)/autoice synth demo/data --train 4 --test 2 --height 600 --width 640 --seed 0
-	$(BIN)/autoice inspect demo/data/train
+	$(BIN)/autoice demo --workdir demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/prepare.py
+	$(BIN)/python bench/score.py
+	$(BIN)/python bench/loader.py
+	$(BIN)/python bench/train_step.py
+	$(BIN)/python bench/predict.py
 
 clean:
 	rm -rf $(VENV) demo

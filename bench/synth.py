@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _util import peak_rss  # noqa: E402
 
 
 def _peak_rss_gb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux -> GB
+    return peak_rss() / 1e9
 
 
 def _generate_and_write(args: tuple) -> tuple[float, float, float, str]:

@@ -74,6 +74,7 @@ class TrainConfig:
     amp: bool = True  #: mixed precision when on CUDA (ignored on CPU)
     seed: int = 0
     val_every: int = 1  #: validate every N epochs (and after the last)
+    time_budget_min: float = 0.0  #: stop after the epoch that passes this many minutes of training; 0 = off
     device: str = "auto"  #: auto, cpu, cuda, cuda:N
 
 
@@ -276,6 +277,7 @@ def validate_config(cfg: Config) -> None:
         (set(cfg.train.task_weights) == set(schema.CHARTS), "train.task_weights",
          f"must give a weight for each of {', '.join(schema.CHARTS)}"),
         (cfg.train.val_every >= 1, "train.val_every", "must be >= 1"),
+        (cfg.train.time_budget_min >= 0, "train.time_budget_min", "must be >= 0 (0 = no budget)"),
         (not cfg.augment.scale or (len(cfg.augment.scale) == 2 and 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]),
          "augment.scale", "must be [] or [min, max] with 0 < min <= max"),
         (0.0 <= cfg.augment.cutmix <= 1.0, "augment.cutmix", "must be a probability in [0, 1]"),

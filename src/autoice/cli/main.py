@@ -24,6 +24,11 @@ COMMANDS: dict[str, str] = {
     "inspect": "inspect",
     "validate": "validate",
     "score": "score",
+    "train": "train",
+    "predict": "predict",
+    "show": "show",
+    "report": "report",
+    "demo": "demo",
 }
 
 

@@ -1,0 +1,1 @@
+"""Package data: scaling statistics and presets."""

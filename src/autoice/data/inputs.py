@@ -1,0 +1,165 @@
+"""Model inputs and labels of one ready-to-train scene, at the preset's resolution.
+
+Everything here is pure array work on an open RTT Dataset (no caching, no torch):
+
+- full-grid variables (SAR, incidence angle, distance map) and the charts are downscaled by
+  nearest neighbour: output pixel ``i`` takes 80 m pixel ``i * d``;
+- the 2 km AMSR2/ERA5 variables are upsampled *in register* with the full grid: 2 km cell ``k``
+  covers 80 m pixels ``[25k, 25k + 25)``, so output pixel ``i`` takes cell ``(i * d) // 25``
+  (clipped to the grid). The starter kit's training crops shift them by up to a cell;
+- ``latitude``/``longitude`` are bilinear from the 21 x 21 tie-point grid (assumed evenly spaced
+  from the first to the last 80 m line/sample) and z-scored like the winning team did;
+- ``month`` is the constant ``2 m / 11 - 1`` with ``m = 0..11`` the acquisition month.
+
+Where the full grid has no data the derived and coarse channels keep their values: only the
+labels say what is masked.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from autoice import schema
+from autoice.errors import ConfigError, SceneError
+from autoice.prepare import interp_weights
+
+#: Channels computed from a scene rather than stored in it (matches ``autoice.config.DERIVED_INPUTS``).
+DERIVED_CHANNELS: tuple[str, ...] = ("latitude", "longitude", "month")
+_START_TIME = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})T\d{6}(?!\d)")
+
+
+def downscaled_shape(shape: tuple[int, int], downscale: int) -> tuple[int, int]:
+    """Full-grid (lines, samples) -> grid at ``downscale`` (ceil: the last partial block counts)."""
+    d = int(downscale)
+    if d < 1:
+        raise ValueError(f"downscale must be >= 1, got {downscale}")
+    return -(-int(shape[0]) // d), -(-int(shape[1]) // d)
+
+
+def upsample_to(shape: tuple[int, int], classes: np.ndarray, downscale: int) -> np.ndarray:
+    """Nearest back to the 80 m grid: ``(..., h, w) -> (..., H, W)`` with pixel ``I`` <- ``I // d``.
+
+    The inverse of the nearest downscaling used for inputs and labels (used by predict to give
+    every 80 m pixel a class).
+    """
+    h, w = downscaled_shape(shape, downscale)
+    if classes.shape[-2:] != (h, w):
+        raise ValueError(
+            f"classes of shape {classes.shape[-2:]} do not match {tuple(shape)} downscaled by {downscale} ({h}, {w})"
+        )
+    rows = np.arange(shape[0]) // downscale
+    cols = np.arange(shape[1]) // downscale
+    return classes[..., rows[:, None], cols[None, :]]
+
+
+def coarse_index(n_full: int, n_coarse: int, downscale: int) -> np.ndarray:
+    """2 km cell of each downscaled pixel along one axis: ``(i * d) // 25``, clipped to the grid."""
+    n = -(-n_full // downscale)
+    return np.minimum(np.arange(n) * downscale // schema.CELL_RTT, n_coarse - 1)
+
+
+def tiepoint_field(grid: np.ndarray, shape: tuple[int, int], downscale: int) -> np.ndarray:
+    """Bilinear interpolation of a 21 x 21 tie-point grid (axis 0 = lines) to the downscaled grid.
+
+    Tie points are taken as evenly spaced from the first to the last 80 m line/sample (RTT files
+    do not store their pixel positions). Separable: ``W_lines @ grid @ W_samples.T``.
+    """
+    lines, samples = shape
+    n_l, n_s = grid.shape
+    wl = interp_weights(np.arange(0, lines, downscale, dtype=np.float64), np.linspace(0, lines - 1, n_l))
+    ws = interp_weights(np.arange(0, samples, downscale, dtype=np.float64), np.linspace(0, samples - 1, n_s))
+    return (wl @ np.asarray(grid, dtype=np.float64)) @ ws.T
+
+
+def _unwrap_longitude(lon: np.ndarray) -> np.ndarray:
+    """Make a tie-point longitude grid continuous across the antimeridian (so bilinear is right)."""
+    out = np.unwrap(lon, period=360.0, axis=1)
+    col0 = np.unwrap(out[:, 0], period=360.0)
+    return out + (col0 - out[:, 0])[:, None]
+
+
+def scene_month(ds: xr.Dataset) -> int:
+    """Acquisition month 1..12 from the file name, else the ``original_id``/``scene_id`` attributes."""
+    source = ds.encoding.get("source")
+    candidates = [Path(source).name] if source else []
+    candidates += [str(ds.attrs[a]) for a in ("original_id", "scene_id") if a in ds.attrs]
+    for text in candidates:
+        m = _START_TIME.search(text)
+        if m and 1 <= int(m[2]) <= 12:
+            return int(m[2])
+    raise SceneError(
+        source or "<dataset>",
+        "cannot tell the acquisition month (no YYYYMMDDTHHMMSS in the file name, original_id or scene_id)",
+    )
+
+
+def month_value(month: int) -> float:
+    """Month 1..12 -> the winning team's encoding ``2 m / 11 - 1`` with ``m = month - 1``."""
+    return 2.0 * (month - 1) / 11.0 - 1.0
+
+
+def _full_size(ds: xr.Dataset) -> tuple[int, int]:
+    return ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]]
+
+
+def read_channel(ds: xr.Dataset, name: str, downscale: int) -> np.ndarray:
+    """One model input channel at ``downscale``: (h, w) float32 (see the module docstring)."""
+    full = _full_size(ds)
+    h, w = downscaled_shape(full, downscale)
+    d = downscale
+    if name in schema.FULL_GRID_INPUTS:
+        x = np.asarray(ds.variables[name].values, dtype=np.float32)
+        if d > 1:
+            x = np.ascontiguousarray(x[::d, ::d])
+    elif name in schema.COARSE_VARIABLES:
+        coarse = np.asarray(ds.variables[name].values, dtype=np.float32)
+        rows = coarse_index(full[0], coarse.shape[0], d)
+        cols = coarse_index(full[1], coarse.shape[1], d)
+        x = coarse[rows[:, None], cols[None, :]]
+    elif name in ("latitude", "longitude"):
+        var = schema.TIEPOINT_LATITUDE if name == "latitude" else schema.TIEPOINT_LONGITUDE
+        grid = np.asarray(ds.variables[var].values, dtype=np.float64)
+        mean, std = schema.LATLON_MEANSTD[name]
+        if name == "latitude":
+            x = tiepoint_field((grid - mean) / std, full, d)
+        else:
+            x = tiepoint_field(_unwrap_longitude(grid), full, d)
+            x = ((x + 180.0) % 360.0 - 180.0 - mean) / std
+        x = x.astype(np.float32)
+    elif name == "month":
+        x = np.full((h, w), month_value(scene_month(ds)), dtype=np.float32)
+    else:
+        valid = (*schema.INPUT_VARIABLES, *DERIVED_CHANNELS)
+        raise ConfigError(f"data.inputs: unknown channel {name!r}; valid: {', '.join(valid)}")
+    if name not in DERIVED_CHANNELS and np.isnan(x).any():  # a _FillValue decoded by xarray: no data
+        x = np.where(np.isnan(x), np.float32(schema.INPUT_FILL), x)  # not in place: x may be the caller's data
+    return x
+
+
+def scene_inputs(ds: xr.Dataset, channels: Sequence[str], downscale: int) -> np.ndarray:
+    """The model inputs of a scene: (C, h, w) float32, channels in the given order.
+
+    Args:
+        ds: an open ready-to-train scene (train or test).
+        channels: input names (``schema.INPUT_VARIABLES`` and ``latitude``/``longitude``/``month``).
+        downscale: 1 = 80 m, 10 = 800 m.
+    """
+    h, w = downscaled_shape(_full_size(ds), downscale)
+    out = np.empty((len(channels), h, w), dtype=np.float32)
+    for i, name in enumerate(channels):
+        out[i] = read_channel(ds, name, downscale)
+    return out
+
+
+def scene_labels(ds: xr.Dataset, downscale: int) -> np.ndarray:
+    """The charts of a scene: (3, h, w) uint8 in ``schema.CHARTS`` order, nearest (pixel ``i * d``)."""
+    h, w = downscaled_shape(_full_size(ds), downscale)
+    out = np.empty((len(schema.CHARTS), h, w), dtype=schema.CHART_DTYPE)
+    for i, chart in enumerate(schema.CHARTS):
+        out[i] = np.asarray(ds.variables[chart].values)[::downscale, ::downscale]
+    return out

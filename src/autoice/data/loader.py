@@ -1,0 +1,210 @@
+"""Training patches sampled from the memory-mapped cache, fed by DataLoader workers.
+
+A patch is drawn in three steps, each without rejection: a scene with probability proportional to
+its valid-label area, a valid label pixel of that scene uniformly (the k-th valid pixel, found
+through the per-row valid counts stored with the cache and one row of labels), then the patch
+window placed at a random offset around that pixel and clipped to the scene. So every patch holds
+at least one valid label and no time is spent on retries, however sparse the labels are.
+Scenes smaller than the patch are padded (inputs 0, labels 255).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from autoice import schema
+from autoice.config import DataConfig
+from autoice.data.cache import CachedScene
+from autoice.errors import AutoiceError
+
+
+def _window(n: int, centre: int, size: int, offset: int) -> tuple[int, int, int, int]:
+    """Window of ``size`` holding ``centre`` at ``offset``, clipped to ``[0, n)`` (or covering it when n < size).
+
+    Returns (source start, source stop, destination start, destination stop).
+    """
+    start = min(max(centre - offset, min(0, n - size)), max(0, n - size))
+    s0, s1 = max(start, 0), min(start + size, n)
+    return s0, s1, s0 - start, s1 - start
+
+
+def _tensor(view: np.ndarray) -> torch.Tensor:
+    """Zero-copy tensor over a (read-only) memory-map view; only ever read."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "non-writable array": we never write through it
+        return torch.from_numpy(view)
+
+
+class PatchDataset(IterableDataset):
+    """Endless (or ``length``-long) stream of ``(inputs (C, p, p) float32, labels (3, p, p) int64)``.
+
+    Each (rank, worker) draws from its own RNG seeded by (seed, rank, worker id, epoch): ranks and
+    workers see different patches and a run is reproducible for a given seed. Call
+    :meth:`set_epoch` before each epoch for fresh patches.
+
+    Args:
+        scenes: cached train scenes (those without labels or valid pixels are ignored).
+        patch_size: patch side at the cached resolution.
+        seed: base seed.
+        rank: this process's rank in distributed training.
+        world_size: number of ranks.
+        length: patches per epoch for this rank (None = endless).
+        batch_size: with ``length``, workers split the epoch in whole batches of this size so a
+            DataLoader yields exactly ``ceil(length / batch_size)`` batches.
+    """
+
+    def __init__(self, scenes: Sequence[CachedScene], patch_size: int, *, seed: int, rank: int = 0,
+                 world_size: int = 1, length: int | None = None, batch_size: int = 1) -> None:  # fmt: skip
+        super().__init__()
+        self.scenes = [s for s in scenes if s.labels is not None and s.valid > 0]
+        if not self.scenes:
+            raise AutoiceError("training data: no scene has a valid label (all charts masked?)")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside world size {world_size}")
+        self.patch_size = int(patch_size)
+        self.seed, self.rank, self.world_size = int(seed), int(rank), int(world_size)
+        self.length = length
+        self.batch_size = max(1, int(batch_size))
+        self.epoch = 0
+        valid = np.array([s.valid for s in self.scenes], dtype=np.float64)
+        self.weights = valid / valid.sum()
+        self._cum_rows = [np.cumsum(self._valid_rows(s)) for s in self.scenes]
+
+    @staticmethod
+    def _valid_rows(scene: CachedScene) -> np.ndarray:
+        if scene.valid_rows is not None:
+            return np.asarray(scene.valid_rows, dtype=np.int64)
+        return (np.asarray(scene.labels) != schema.CHART_FILL).any(axis=0).sum(axis=1)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's RNG stream (call before iterating; workers pick it up when they start)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        if self.length is None:
+            raise TypeError("an endless PatchDataset has no length")
+        return self.length
+
+    def _stream(self) -> tuple[np.random.Generator, int, int]:
+        """This (rank, worker)'s RNG, worker id and worker count."""
+        info = get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        mask = (1 << 63) - 1
+        return np.random.default_rng([self.seed & mask, self.rank, worker, self.epoch]), worker, n_workers
+
+    def _batch_sizes(self, worker: int, n_workers: int) -> Iterator[int]:
+        """Sizes of the batches this worker makes: whole batches dealt round-robin, the last maybe short."""
+        if self.length is None:
+            while True:
+                yield self.batch_size
+        n_batches = -(-self.length // self.batch_size)
+        for b in range(worker, n_batches, n_workers):
+            yield self.batch_size if b < n_batches - 1 else self.length - (n_batches - 1) * self.batch_size
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        rng, worker, n_workers = self._stream()
+        for n in self._batch_sizes(worker, n_workers):
+            for _ in range(n):
+                yield self.sample(rng)
+
+    def batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """The same stream grouped in batches, each patch written straight into the batch tensors.
+
+        Saves the collate copy (a whole batch) and, in a DataLoader worker, allocates the batch in
+        shared memory so that handing it to the main process copies nothing.
+        """
+        rng, worker, n_workers = self._stream()
+        shared = get_worker_info() is not None
+        c = self.scenes[0].inputs.shape[0]
+        p = self.patch_size
+        for n in self._batch_sizes(worker, n_workers):
+            x = _empty((n, c, p, p), torch.float32, shared)
+            y = _empty((n, len(schema.CHARTS), p, p), torch.int64, shared)
+            for i in range(n):
+                self.sample_into(rng, x[i], y[i])
+            yield x, y
+
+    def sample(self, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One patch around a uniformly drawn valid label pixel of a valid-area-weighted scene."""
+        p = self.patch_size
+        x = torch.empty((self.scenes[0].inputs.shape[0], p, p), dtype=torch.float32)
+        y = torch.empty((len(schema.CHARTS), p, p), dtype=torch.int64)
+        self.sample_into(rng, x, y)
+        return x, y
+
+    def sample_into(self, rng: np.random.Generator, x: torch.Tensor, y: torch.Tensor) -> None:
+        """Draw one patch into ``x`` (C, p, p) float32 and ``y`` (3, p, p) int64."""
+        s = int(rng.choice(len(self.scenes), p=self.weights))
+        scene, cum = self.scenes[s], self._cum_rows[s]
+        labels = scene.labels
+        if labels is None:  # filtered in __init__
+            raise AssertionError(f"{scene.path}: scene without labels in the training stream")
+        k = int(rng.integers(cum[-1]))  # the k-th valid pixel of the scene
+        row = int(np.searchsorted(cum, k, side="right"))
+        before = int(cum[row - 1]) if row else 0
+        cols = np.flatnonzero((labels[:, row, :] != schema.CHART_FILL).any(axis=0))
+        col = int(cols[k - before])
+        p = self.patch_size
+        _, h, w = labels.shape
+        r0, r1, dr0, dr1 = _window(h, row, p, int(rng.integers(p)))
+        c0, c1, dc0, dc1 = _window(w, col, p, int(rng.integers(p)))
+        if (r1 - r0, c1 - c0) != (p, p):  # scene smaller than the patch
+            x.fill_(schema.INPUT_FILL)
+            y.fill_(schema.CHART_FILL)
+        # torch converts float16 -> float32 with F16C, ~10x faster than numpy's astype
+        x[:, dr0:dr1, dc0:dc1].copy_(_tensor(scene.inputs[:, r0:r1, c0:c1]))
+        y[:, dr0:dr1, dc0:dc1].copy_(_tensor(labels[:, r0:r1, c0:c1]))
+
+
+def _empty(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
+    """Uninitialised tensor, in shared memory when made in a DataLoader worker (as default_collate does)."""
+    if not shared:
+        return torch.empty(shape, dtype=dtype)
+    numel = int(np.prod(shape))
+    storage = torch.empty(0, dtype=dtype)._typed_storage()._new_shared(numel)
+    return torch.empty(0, dtype=dtype).new(storage).view(shape)
+
+
+class BatchStream(IterableDataset):
+    """Batches of a :class:`PatchDataset` (for a DataLoader with ``batch_size=None``)."""
+
+    def __init__(self, patches: PatchDataset) -> None:
+        super().__init__()
+        self.patches = patches
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch's RNG stream (see :meth:`PatchDataset.set_epoch`)."""
+        self.patches.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return -(-len(self.patches) // self.patches.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        return self.patches.batches()
+
+
+def make_loader(scenes: Sequence[CachedScene], data_cfg: DataConfig, *, batch_size: int, seed: int, rank: int = 0,
+                world_size: int = 1, batches: int | None = None) -> DataLoader:  # fmt: skip
+    """DataLoader of training batches ``(B, C, p, p) float32, (B, 3, p, p) int64``.
+
+    ``batches`` per epoch (None = endless); ``data_cfg.num_workers`` worker processes. Call
+    ``loader.dataset.set_epoch(epoch)`` before each epoch. Augmentation is not applied here: the
+    training loop calls :func:`autoice.data.transforms.augment_batch` on the device.
+    """
+    patches = PatchDataset(
+        scenes, data_cfg.patch_size, seed=seed, rank=rank, world_size=world_size,
+        length=None if batches is None else batches * batch_size, batch_size=batch_size,
+    )  # fmt: skip
+    workers = data_cfg.num_workers
+    return DataLoader(
+        BatchStream(patches),
+        batch_size=None,
+        num_workers=workers,
+        pin_memory=torch.cuda.is_available(),
+        prefetch_factor=4 if workers else None,
+    )

@@ -1,0 +1,180 @@
+"""Run multi-task models over a whole scene array: tiles, overlap blending, TTA, ensembles.
+
+Shared by training-time validation and ``autoice predict``. Input is one scene's model-resolution
+input array (C, h, w). Tiles are processed in row strips; per-chart scores (class probabilities, or
+the SIC value for a regression head) are blended across overlapping tiles with a tapered window so
+seams do not show, and rows are turned into classes as soon as no later tile touches them. Memory
+is therefore a few tile-heights of rows, not the scene.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from autoice import schema
+
+
+def tiles(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
+    """Start/stop pairs covering ``0..n`` with tiles of ``tile`` overlapping by at least ``overlap``."""
+    if n <= tile:
+        return [(0, n)]
+    step = max(1, tile - overlap)
+    starts = list(range(0, n - tile, step)) + [n - tile]
+    return [(s, s + tile) for s in starts]
+
+
+def _ramp(n: int, overlap: int) -> np.ndarray:
+    r = np.ones(n, dtype=np.float32)
+    k = min(overlap, n // 2)
+    if k > 0:
+        edge = (np.arange(k, dtype=np.float32) + 1) / (k + 1)
+        r[:k] = edge
+        r[n - k :] = edge[::-1]
+    return r
+
+
+def _window(h: int, w: int, overlap_h: int, overlap_w: int) -> np.ndarray:
+    """Blending weights: 1 in the middle, linear ramps over the overlap at the edges."""
+    return np.outer(_ramp(h, overlap_h), _ramp(w, overlap_w))
+
+
+def channels_per_chart(sic_mode: str) -> dict[str, int]:
+    """Blended score channels per chart: class probabilities, 1 for a regression SIC head."""
+    return {c: (1 if c == "SIC" and sic_mode == "regression" else schema.N_CLASSES[c]) for c in schema.CHARTS}
+
+
+@dataclass
+class SceneOutput:
+    """Classes (uint8, h x w) per chart and, when asked, per-pixel uncertainty (float32, h x w).
+
+    Uncertainty is the entropy (nats) of the blended class probabilities, and for a regression SIC
+    head the standard deviation (classes) of the SIC value across ensemble members and flips.
+    """
+
+    classes: dict[str, np.ndarray]
+    uncertainty: dict[str, np.ndarray] | None = None
+
+
+def _passes(models: Sequence[torch.nn.Module], x: torch.Tensor, sic_mode: str, tta: bool, amp: bool
+            ) -> Iterator[dict[str, torch.Tensor]]:  # fmt: skip
+    flips = [(), (2,), (3,), (2, 3)] if tta else [()]
+    for model in models:
+        for dims in flips:
+            xi = torch.flip(x, dims) if dims else x
+            with torch.autocast(x.device.type, enabled=amp and x.device.type == "cuda"):
+                out = model(xi)
+            scores = {}
+            for chart, t in out.items():
+                t = t.float()
+                s = t[:, :1] if chart == "SIC" and sic_mode == "regression" else torch.softmax(t, dim=1)
+                scores[chart] = torch.flip(s, dims) if dims else s
+            yield scores
+
+
+@torch.no_grad()
+def predict_scene(
+    models: torch.nn.Module | Sequence[torch.nn.Module],
+    inputs: np.ndarray,
+    *,
+    sic_mode: str,
+    device: torch.device | str = "cpu",
+    tile: int = 1024,
+    overlap: int = 64,
+    tta: bool = False,
+    amp: bool = False,
+    uncertainty: bool = False,
+) -> SceneOutput:
+    """Classes for a whole scene (and optionally uncertainty), with bounded memory.
+
+    Args:
+        models: one network or an ensemble (scores averaged); each returns ``{"SIC": (B,K,H,W), ...}``.
+        inputs: (C, h, w) model-resolution inputs (float32 or float16).
+        sic_mode: ``classification`` or ``regression``.
+        device: where the networks run.
+        tile: tile side in pixels.
+        overlap: overlap between neighbouring tiles, blended with linear ramps.
+        tta: also average the four flips (test-time augmentation).
+        amp: autocast on CUDA.
+        uncertainty: also return per-pixel uncertainty maps.
+    """
+    nets = [models] if isinstance(models, torch.nn.Module) else list(models)
+    for m in nets:
+        m.eval()
+    dev = torch.device(device)
+    _, h, w = inputs.shape
+    k = channels_per_chart(sic_mode)
+    regression = sic_mode == "regression"
+    row_tiles, col_tiles = tiles(h, tile, overlap), tiles(w, tile, overlap)
+    ov_h = overlap if len(row_tiles) > 1 else 0
+    ov_w = overlap if len(col_tiles) > 1 else 0
+    classes = {c: np.zeros((h, w), dtype=np.uint8) for c in schema.CHARTS}
+    unc = {c: np.zeros((h, w), dtype=np.float32) for c in schema.CHARTS} if uncertainty else None
+    lo = 0  # first row not yet final
+    acc: dict[str, np.ndarray] = {}
+    sq: np.ndarray | None = None  # sum of squared SIC values (regression spread)
+    weight = np.zeros((0, w), dtype=np.float32)
+
+    def grow(to: int) -> None:
+        nonlocal weight, sq
+        extra = to - lo - weight.shape[0]
+        if extra <= 0:
+            return
+        for c in schema.CHARTS:
+            old = acc.get(c, np.zeros((k[c], 0, w), dtype=np.float32))
+            acc[c] = np.concatenate([old, np.zeros((k[c], extra, w), dtype=np.float32)], axis=1)
+        weight = np.concatenate([weight, np.zeros((extra, w), dtype=np.float32)])
+        if uncertainty and regression:
+            old_sq = sq if sq is not None else np.zeros((0, w), dtype=np.float32)
+            sq = np.concatenate([old_sq, np.zeros((extra, w), dtype=np.float32)])
+
+    def finalize(upto: int) -> None:
+        nonlocal lo, weight, sq
+        n = upto - lo
+        if n <= 0:
+            return
+        wgt = weight[:n]
+        for c in schema.CHARTS:
+            mean = acc[c][:, :n] / wgt
+            if c == "SIC" and regression:
+                classes[c][lo:upto] = np.clip(np.rint(mean[0]), 0, schema.N_CLASSES[c] - 1).astype(np.uint8)
+                if unc is not None and sq is not None:
+                    unc[c][lo:upto] = np.sqrt(np.maximum(sq[:n] / wgt - mean[0] ** 2, 0.0))
+            else:
+                classes[c][lo:upto] = np.argmax(mean, axis=0).astype(np.uint8)
+                if unc is not None:
+                    p = np.clip(mean, 1e-12, 1.0)
+                    unc[c][lo:upto] = -(p * np.log(p)).sum(axis=0)
+            acc[c] = acc[c][:, n:]
+        weight = weight[n:]
+        if sq is not None:
+            sq = sq[n:]
+        lo = upto
+
+    for i, (r0, r1) in enumerate(row_tiles):
+        grow(r1)
+        for c0, c1 in col_tiles:
+            x = torch.from_numpy(np.ascontiguousarray(inputs[:, r0:r1, c0:c1], dtype=np.float32))[None].to(dev)
+            win = _window(r1 - r0, c1 - c0, ov_h, ov_w)
+            n_pass = 0
+            summed: dict[str, np.ndarray] = {}
+            sic_sq = None
+            for scores in _passes(nets, x, sic_mode, tta, amp):
+                n_pass += 1
+                for c, s in scores.items():
+                    arr = s[0].cpu().numpy()
+                    summed[c] = summed[c] + arr if c in summed else arr
+                    if c == "SIC" and regression and uncertainty:
+                        sic_sq = sic_sq + arr[0] ** 2 if sic_sq is not None else arr[0] ** 2
+            rows = slice(r0 - lo, r1 - lo)
+            for c, s in summed.items():
+                acc[c][:, rows, c0:c1] += (s / n_pass) * win
+            if sq is not None and sic_sq is not None:
+                sq[rows, c0:c1] += (sic_sq / n_pass) * win
+            weight[rows, c0:c1] += win
+        final = row_tiles[i + 1][0] if i + 1 < len(row_tiles) else h
+        finalize(final)
+    return SceneOutput(classes, unc)

@@ -1,0 +1,194 @@
+"""Predict whole test scenes into ``upload_package.nc``.
+
+Each ``*_prep.nc`` is read once at the model's resolution (``downscale`` x 80 m, every d-th pixel),
+run through the network(s) in tiles sized to a memory budget (overlap-blended, optional flip TTA
+and checkpoint ensembles), turned into classes at that resolution and only then brought back to
+the scene's exact 80 m shape by nearest-neighbour repetition — the cheap order of operations
+(the winner's code upsampled class scores to 80 m before deciding, which is most of its run time).
+The submission is written through :class:`autoice.submission.SubmissionWriter` and checked by
+:func:`autoice.submission.validate_submission` before :func:`predict` returns.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from autoice import schema
+from autoice.config import Config, config_from_dict
+from autoice.errors import AutoiceError, SceneError, SubmissionError
+from autoice.scenes import SceneKind, find_scenes, open_scene
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclass
+class LoadedModels:
+    """Networks of one configuration (an ensemble when several) and where they came from."""
+
+    networks: list[torch.nn.Module]
+    config: Config
+    sources: list[str]
+
+
+@dataclass
+class PredictResult:
+    """What ``predict`` wrote."""
+
+    output: Path
+    scenes: list[str] = field(default_factory=list)
+    uncertainty: list[Path] = field(default_factory=list)
+
+
+def resolve_checkpoint(spec: PathLike) -> Path:
+    """A training workdir (its best, else last checkpoint) or a checkpoint file."""
+    p = Path(spec)
+    if p.is_dir():
+        for name in ("best.pt", "last.pt"):
+            if (p / "checkpoints" / name).is_file():
+                return p / "checkpoints" / name
+        raise AutoiceError(f"{p}: a folder without checkpoints/best.pt or checkpoints/last.pt (not a training workdir)")
+    if not p.is_file():
+        raise AutoiceError(f"{p}: no such model (give a training workdir, a .pt checkpoint or an MLflow models:/ URI)")
+    return p
+
+
+def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tracking_uri: str | None = None
+                ) -> LoadedModels:  # fmt: skip
+    """Load one model or an ensemble; every member must share inputs, resolution and SIC mode.
+
+    MLflow URIs (``models:/NAME@alias``, ``runs:/<id>/model``) resolve against ``tracking_uri``
+    (default: ``MLFLOW_TRACKING_URI``).
+    """
+    from autoice.models.unet import build_model
+    from autoice.train import load_checkpoint
+
+    nets, configs, sources = [], [], []
+    for spec in specs:
+        if str(spec).startswith(("models:/", "runs:/")):
+            from autoice.serving import load_network
+
+            net, cfg = load_network(str(spec), tracking_uri=tracking_uri)
+        else:
+            path = resolve_checkpoint(spec)
+            state = load_checkpoint(path, map_location="cpu")
+            cfg = config_from_dict(state["config"])
+            net = build_model(cfg)
+            net.load_state_dict(state["model"])
+            spec = str(path)
+        nets.append(net.to(device).eval())
+        configs.append(cfg)
+        sources.append(str(spec))
+    first = configs[0]
+    for cfg, src in zip(configs[1:], sources[1:], strict=True):
+        same = (cfg.data.inputs, cfg.data.downscale, cfg.model.sic_mode) == (
+            first.data.inputs, first.data.downscale, first.model.sic_mode)  # fmt: skip
+        if not same:
+            raise AutoiceError(f"{src}: cannot ensemble with {sources[0]} (different inputs, downscale or SIC mode)")
+    return LoadedModels(nets, first, sources)
+
+
+def choose_tile(cfg: Config, width: int, budget_bytes: float) -> int:
+    """Largest tile side whose activations plus the blending strip fit the memory budget.
+
+    A rough model of eval-mode memory: per tile pixel, the input channels, ~6 feature maps of the
+    first level (deeper levels are 4x smaller each), the heads and their softmax; per strip row,
+    the blended scores of every chart over the full width.
+    """
+    from autoice.inference import channels_per_chart
+
+    f0 = cfg.model.filters[0]
+    k = sum(channels_per_chart(cfg.model.sic_mode).values())
+    per_px = 4 * (len(cfg.data.inputs) + 6 * f0 + 2 * k) * 1.5
+    multiple = 2 ** (len(cfg.model.filters) - 1)
+    tile = 8192
+    while tile > 256:
+        strip = 4 * (k + 2) * (tile + 64) * width
+        if per_px * tile * tile + strip <= budget_bytes:
+            break
+        tile //= 2
+    return max(multiple, tile - tile % multiple)
+
+
+def _scene_files(data: PathLike | Sequence[PathLike]) -> list[Path]:
+    files = [f for f in find_scenes(data, [SceneKind.TEST]) if not f.name.endswith(schema.REFERENCE_SUFFIX)]
+    if not files:
+        raise SceneError(str(data), "no test scenes (*_prep.nc) found")
+    return files
+
+
+def predict(
+    model: str | Sequence[str],
+    data: PathLike | Sequence[PathLike],
+    output: PathLike,
+    *,
+    tta: bool = False,
+    max_memory_gb: float = 3.0,
+    uncertainty_dir: PathLike | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    tracking_uri: str | None = None,
+) -> PredictResult:
+    """Predict every ``*_prep.nc`` in ``data`` into the submission file ``output``."""
+    from tqdm import tqdm
+
+    from autoice.data.inputs import scene_inputs, upsample_to
+    from autoice.inference import predict_scene
+    from autoice.submission import SubmissionWriter, validate_submission
+    from autoice.train import select_device
+
+    specs = [model] if isinstance(model, str) else list(model)
+    dev = select_device(device)
+    loaded = load_models(specs, dev, tracking_uri=tracking_uri)
+    cfg = loaded.config
+    d = cfg.data.downscale
+    files = _scene_files(data)
+    result = PredictResult(Path(output))
+    shapes: dict[str, tuple[int, int]] = {}
+    budget = max_memory_gb * 1e9
+    with SubmissionWriter(output) as writer:
+        for path in tqdm(files, desc="predict", unit="scene", disable=not progress, file=sys.stderr):
+            with open_scene(path, check_values=False) as ds:
+                shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
+                inputs = scene_inputs(ds, cfg.data.inputs, d)
+            key = path.name[: schema.SCENE_KEY_LENGTH]
+            tile = choose_tile(cfg, inputs.shape[2], budget - inputs.nbytes)
+            out = predict_scene(loaded.networks, inputs, sic_mode=cfg.model.sic_mode, device=dev, tile=tile,
+                                tta=tta, amp=dev.type == "cuda", uncertainty=uncertainty_dir is not None)  # fmt: skip
+            del inputs
+            for chart in schema.CHARTS:
+                writer.add(key, chart, upsample_to(shape, out.classes[chart], d))
+            shapes[key] = shape
+            result.scenes.append(key)
+            if uncertainty_dir is not None and out.uncertainty is not None:
+                result.uncertainty.append(_write_uncertainty(Path(uncertainty_dir), key, out.uncertainty, cfg))
+    problems = validate_submission(output, shapes)
+    if problems:
+        raise SubmissionError(output, "written submission fails validation: " + "; ".join(problems[:5]))
+    return result
+
+
+def _write_uncertainty(folder: Path, key: str, maps: dict[str, np.ndarray], cfg: Config) -> Path:
+    """Per-pixel uncertainty at the model's resolution (``pixel_spacing`` attribute = 80 m x downscale)."""
+    import xarray as xr
+
+    from autoice.scenes import write_netcdf
+
+    dims = ("lines", "samples")
+    desc = {c: "entropy of the blended class probabilities (nats)" for c in schema.CHARTS}
+    if cfg.model.sic_mode == "regression":
+        desc["SIC"] = "standard deviation of the SIC value across ensemble members and flips (classes)"
+    ds = xr.Dataset(
+        {c: (dims, maps[c].astype(np.float32), {"description": desc[c]}) for c in schema.CHARTS},
+        attrs={"scene_id": key, "downscale": cfg.data.downscale,
+               "pixel_spacing": schema.RTT_PIXEL_SPACING * cfg.data.downscale},  # fmt: skip
+    )
+    path = folder / f"{key}_uncertainty.nc"
+    write_netcdf(ds, path)
+    return path

@@ -1,0 +1,318 @@
+"""The trained network as an MLflow pyfunc model: logging, registry alias, loading, serving.
+
+A run's best checkpoint is logged as a pyfunc model (artifact name ``model``) whose only artifact is a
+slim copy of the checkpoint (weights + resolved config), so serving needs neither the training
+workdir nor its optimizer state; the serving process imports ``autoice`` from its own environment
+(``--env-manager local``). The signature names one float32 tensor per input channel, shaped
+(batch, height, width) with -1 for each, and the three outputs SIC, SOD and FLOE (uint8 class
+indices). Served, a request is a JSON object of named channel patches::
+
+    {"inputs": {"nersc_sar_primary": [[[0.1, 0.2], [0.3, 0.4]]], ...one entry per channel...}}
+
+posted to ``/invocations`` with ``Content-Type: application/json`` (curl example in the README),
+and the answer is ``{"predictions": {"SIC": [[[..]]], "SOD": [[[..]]], "FLOE": [[[..]]]}}``. Values are
+standard-scaled as in training (0 = no data) at the model's resolution. A request missing a channel,
+naming an unknown one, or with mismatched shapes or non-finite values is answered with HTTP 400.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.metadata
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow
+import numpy as np
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
+
+from autoice import schema
+from autoice.errors import AutoiceError
+
+if TYPE_CHECKING:
+    import torch
+
+    from autoice.config import Config
+
+#: Artifact name of the logged model inside its run (``runs:/<run_id>/model``).
+MODEL_NAME = "model"
+#: Key of the checkpoint among the pyfunc model's artifacts.
+CHECKPOINT_ARTIFACT = "checkpoint"
+#: Model-version tag holding the validation combined score that picks the alias.
+SCORE_TAG = "val_combined"
+#: Checkpoint entries the served model needs (optimizer, scheduler and RNG states stay behind).
+_KEPT = ("version", "model", "config", "inputs", "epoch", "step", "best_score", "history", "run_id",
+         "dataset_fingerprint")  # fmt: skip
+#: Packages the cloudpickled wrapper needs besides autoice's own runtime dependencies.
+_EXTRA_REQUIREMENTS = ("cloudpickle",)
+
+
+class ServingInputError(AutoiceError, MlflowException):
+    """A request does not match the model's channels: one line for the CLI, HTTP 400 when served."""
+
+    def __init__(self, message: str) -> None:
+        MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
+
+
+class AutoiceModel(mlflow.pyfunc.PythonModel):
+    """Pyfunc wrapper: the multi-task U-Net and its config, rebuilt from the checkpoint artifact."""
+
+    #: predict() takes a dict of channels, which MLflow's type-hint validation cannot describe: the
+    #: explicit tensor signature logged with the model is the contract (and this silences MLflow's
+    #: "add type hints" warning at import).
+    _skip_type_hint_validation = True
+
+    def __init__(self) -> None:
+        self.network: torch.nn.Module | None = None
+        self.config: Config | None = None
+        self.inputs: list[str] = []
+
+    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
+        """Rebuild the network from the logged checkpoint (CPU; eval mode)."""
+        from autoice.config import config_from_dict
+        from autoice.models.unet import build_model
+        from autoice.train import load_checkpoint
+
+        state = load_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
+        self.config = config_from_dict(state["config"])
+        self.inputs = list(state.get("inputs") or self.config.data.inputs)
+        net = build_model(self.config)
+        net.load_state_dict(state["model"])
+        self.network = net.eval()
+
+    def check_input(self, model_input: Any) -> np.ndarray:
+        """The request as one (B, C, H, W) float32 array in channel order, or a :class:`ServingInputError`."""
+        if not isinstance(model_input, Mapping):
+            raise ServingInputError(
+                f"model input: expected a mapping of channel name -> (batch, height, width) array, "
+                f"got {type(model_input).__name__}"
+            )
+        missing = [c for c in self.inputs if c not in model_input]
+        extra = sorted(str(k) for k in model_input if k not in self.inputs)
+        if missing or extra:
+            parts = ([f"missing channel(s) {', '.join(missing)}"] if missing else []) + (
+                [f"unknown channel(s) {', '.join(extra)}"] if extra else []
+            )
+            raise ServingInputError(f"model input: {'; '.join(parts)} (expected {', '.join(self.inputs)})")
+        arrays = []
+        for name in self.inputs:
+            try:
+                a = np.asarray(model_input[name], dtype=np.float32)
+            except (TypeError, ValueError) as exc:
+                raise ServingInputError(f"model input: channel {name} is not a numeric array ({exc})") from exc
+            if a.ndim != 3 or min(a.shape) < 1:
+                raise ServingInputError(
+                    f"model input: channel {name} must be a non-empty (batch, height, width) array, got shape {a.shape}"
+                )
+            if arrays and a.shape != arrays[0].shape:
+                raise ServingInputError(
+                    f"model input: channel {name} has shape {a.shape}, {self.inputs[0]} has {arrays[0].shape}"
+                )
+            if not np.isfinite(a).all():
+                raise ServingInputError(f"model input: channel {name} has non-finite values (use 0 for no data)")
+            arrays.append(a)
+        return np.stack(arrays, axis=1)
+
+    def predict(
+        self,
+        context: mlflow.pyfunc.PythonModelContext | None,
+        model_input,  # noqa: ANN001
+        params: dict[str, Any] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Class maps for a batch of patches: ``{"SIC", "SOD", "FLOE"}`` -> uint8 (B, H, W).
+
+        Args:
+            context: MLflow's model context (unused once loaded).
+            model_input: channel name -> float32 (B, H, W) standard-scaled inputs, every channel of the model.
+            params: unused.
+        """
+        import torch
+
+        from autoice.models.losses import to_classes
+
+        if self.network is None or self.config is None:
+            raise AutoiceError("AutoiceModel: no network loaded (load it with mlflow.pyfunc.load_model)")
+        x = torch.from_numpy(self.check_input(model_input))
+        with torch.no_grad():
+            out = self.network(x)
+        classes = to_classes(out, sic_mode=self.config.model.sic_mode)
+        return {chart: classes[chart].numpy() for chart in schema.CHARTS}
+
+
+@contextlib.contextmanager
+def _store(tracking_uri: str | None) -> Iterator[None]:
+    """Point MLflow's fluent API (tracking and registry) at a store for a block, then put it back exactly."""
+    if tracking_uri is None:
+        yield
+        return
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    # The explicitly set URIs (None when unset, so "follow the environment" survives the block).
+    before = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+        for k, v in env.items():  # set_*_uri export to the environment; leave it as it was
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def pip_requirements() -> list[str]:
+    """The runtime dependencies of autoice pinned to the installed versions (no dependency inference at log time).
+
+    Local version labels (``2.13.0+cpu``) are dropped so the pins resolve on any index; autoice
+    itself is not listed: the serving environment has it installed (``--env-manager local``).
+    """
+    from packaging.requirements import Requirement
+
+    names = []
+    for spec in importlib.metadata.requires("autoice") or []:
+        req = Requirement(spec)
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue  # optional (dev) dependencies
+        names.append(req.name)
+    names += [n for n in _EXTRA_REQUIREMENTS if n not in names]
+    pins = []
+    for name in names:
+        try:
+            version = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        pins.append(f"{name}=={version.split('+')[0]}")
+    return pins
+
+
+def model_signature(inputs: list[str]) -> mlflow.models.ModelSignature:
+    """One float32 (batch, height, width) tensor per named channel in; uint8 SIC, SOD, FLOE out."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    shape = (-1, -1, -1)
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), shape, name) for name in inputs]),
+        outputs=Schema([TensorSpec(np.dtype(np.uint8), shape, chart) for chart in schema.CHARTS]),
+    )
+
+
+def input_example(inputs: list[str], size: int = 16) -> dict[str, np.ndarray]:
+    """A 1 x size x size patch of zeros (no data) per channel."""
+    return {name: np.zeros((1, size, size), dtype=np.float32) for name in inputs}
+
+
+@contextlib.contextmanager
+def _in_run(run_id: str) -> Iterator[None]:
+    """Make ``run_id`` the active run for a block, then put its status and end time back as they were.
+
+    An active run is what puts a logged model in the run's experiment; a finished training run stays
+    finished, with its original end time.
+    """
+    active = mlflow.active_run()
+    if active is not None and active.info.run_id == run_id:
+        yield
+        return
+    client = mlflow.MlflowClient()
+    before = client.get_run(run_id).info
+    with mlflow.start_run(run_id=run_id, nested=active is not None):
+        yield
+    if before.status == "RUNNING":
+        client.update_run(run_id, status="RUNNING")
+    else:
+        client.set_terminated(run_id, status=before.status, end_time=before.end_time)
+
+
+def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
+    """Log a checkpoint as the pyfunc model ``model`` of an existing run; returns the model URI.
+
+    The checkpoint goes in slimmed to weights + config + history; requirements are pinned
+    explicitly, so logging takes seconds (the input example is checked by one prediction).
+    """
+    from autoice.train import load_checkpoint, save_checkpoint
+
+    state = load_checkpoint(checkpoint)
+    inputs = list(state.get("inputs") or state["config"]["data"]["inputs"])
+    score = state.get("best_score")
+    with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, _store(tracking_uri):
+        slim = Path(tmp) / "best.pt"
+        save_checkpoint(slim, {k: state[k] for k in _KEPT if k in state})
+        try:
+            with _in_run(run_id):
+                info = mlflow.pyfunc.log_model(
+                    name=MODEL_NAME,
+                    python_model=AutoiceModel(),
+                    artifacts={CHECKPOINT_ARTIFACT: str(slim)},
+                    signature=model_signature(inputs),
+                    input_example=input_example(inputs),
+                    pip_requirements=pip_requirements(),
+                    metadata={
+                        "inputs": inputs,
+                        "sic_mode": state["config"]["model"]["sic_mode"],
+                        "downscale": state["config"]["data"]["downscale"],
+                        "best_score": None if score is None or not math.isfinite(score) else float(score),
+                        "epoch": state.get("epoch"),
+                    },
+                )
+        except MlflowException as exc:
+            raise AutoiceError(f"{checkpoint}: could not log the model into run {run_id} ({exc.message})") from exc
+    return info.model_uri
+
+
+def _score_of(version: Any) -> float:
+    try:
+        value = float(version.tags.get(SCORE_TAG, "nan"))
+    except ValueError:
+        return -math.inf
+    return value if not math.isnan(value) else -math.inf
+
+
+def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alias: str = "champion") -> int:
+    """Register a new version of ``name`` tagged ``val_combined=score`` and move ``alias`` to the best version.
+
+    The best version is the one with the highest ``val_combined`` among all versions of ``name``
+    (the newest on a tie), so registering a worse model never steals the alias. Returns the new
+    version number.
+    """
+    from mlflow import MlflowClient
+
+    with _store(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        try:
+            mv = mlflow.register_model(model_uri, name, tags={SCORE_TAG: repr(float(score))})
+            versions = client.search_model_versions(f"name = '{name}'")
+            best = max(versions, key=lambda v: (_score_of(v), int(v.version)))
+            client.set_registered_model_alias(name, alias, best.version)
+        except MlflowException as exc:
+            raise AutoiceError(f"{model_uri}: could not register as {name!r} ({exc.message})") from exc
+    return int(mv.version)
+
+
+def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.PyFuncModel:
+    """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``)."""
+    with _store(tracking_uri):
+        try:
+            return mlflow.pyfunc.load_model(uri)
+        except MlflowException as exc:
+            raise AutoiceError(f"{uri}: cannot load the model ({exc.message.splitlines()[0]})") from exc
+        except OSError as exc:
+            raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
+
+
+def load_network(uri: str, *, tracking_uri: str | None = None) -> tuple[torch.nn.Module, Config]:
+    """The network (eval mode, CPU) and config inside a logged model, e.g. for tiled whole-scene prediction."""
+    model = load_model(uri, tracking_uri=tracking_uri)
+    wrapper = model.unwrap_python_model()
+    if not isinstance(wrapper, AutoiceModel) or wrapper.network is None or wrapper.config is None:
+        raise AutoiceError(f"{uri}: not an autoice model")
+    return wrapper.network, wrapper.config

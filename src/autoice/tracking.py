@@ -1,0 +1,115 @@
+"""Every MLflow call of the project: tracking store, run lifecycle, params, metrics, artifacts.
+
+By default a run's store lives in its workdir: ``sqlite:///<workdir>/mlflow.db`` with artifacts in
+``<workdir>/mlartifacts``; ``MLFLOW_TRACKING_URI`` set by the user wins. Only rank 0 of a
+distributed run tracks; the other ranks get a :class:`NullTracker`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+EXPERIMENT = "autoice"
+
+
+def tracking_uri(workdir: str | os.PathLike[str]) -> str:
+    """The tracking URI for a workdir (``MLFLOW_TRACKING_URI`` wins)."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    if env:
+        return env
+    return f"sqlite:///{Path(workdir).resolve() / 'mlflow.db'}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifact root for a new experiment: ``mlartifacts/`` beside a local sqlite store, else the server's."""
+    if uri.startswith("sqlite:///"):
+        return (Path(uri[len("sqlite:///") :]).resolve().parent / "mlartifacts").as_uri()
+    return None
+
+
+def git_commit() -> str:
+    """The current git commit of the working directory, or 'unknown'."""
+    with contextlib.suppress(Exception):
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False)
+        if out.returncode == 0:
+            return out.stdout.strip()
+    return "unknown"
+
+
+class NullTracker:
+    """Tracker of non-zero ranks: does nothing."""
+
+    run_id: str | None = None
+
+    def log_params(self, params: Mapping[str, Any]) -> None:  # noqa: D102
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:  # noqa: D102
+        pass
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:  # noqa: D102
+        pass
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:  # noqa: D102
+        pass
+
+    def end(self, status: str = "FINISHED") -> None:  # noqa: D102
+        pass
+
+
+class Tracker(NullTracker):
+    """One MLflow run (created, or resumed by id)."""
+
+    def __init__(self, workdir: str | os.PathLike[str], *, run_id: str | None = None, run_name: str | None = None,
+                 tags: Mapping[str, str] | None = None, experiment: str = EXPERIMENT) -> None:  # fmt: skip
+        from mlflow.tracking import MlflowClient
+
+        self.uri = tracking_uri(workdir)
+        self.client = MlflowClient(tracking_uri=self.uri)
+        if run_id is not None:
+            self.run_id = run_id
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            exp = self.client.get_experiment_by_name(experiment)
+            if exp is None:
+                exp_id = self.client.create_experiment(experiment, artifact_location=artifact_root(self.uri))
+            else:
+                exp_id = exp.experiment_id
+            run = self.client.create_run(exp_id, tags=dict(tags or {}), run_name=run_name)
+            self.run_id = run.info.run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log params (values stringified); already-logged params are skipped on resume."""
+        from mlflow.entities import Param
+
+        existing = self.client.get_run(self.run_id).data.params
+        items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i : i + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        """Log a dict of metrics at a step."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        self.client.log_batch(self.run_id, metrics=items)
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        """Copy a file into the run's artifacts."""
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        """Set run tags."""
+        for k, v in tags.items():
+            self.client.set_tag(self.run_id, k, v)
+
+    def end(self, status: str = "FINISHED") -> None:
+        """Mark the run finished (or FAILED / KILLED)."""
+        self.client.set_terminated(self.run_id, status=status)

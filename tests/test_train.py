@@ -1,0 +1,123 @@
+"""Training: a short real run, MLflow tracking, resume equivalence, 2-process DDP on CPU."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from autoice.config import load_config
+from autoice.train import load_checkpoint, split_scenes, train
+
+TINY = [
+    "train.epochs=2", "train.batches_per_epoch=3", "train.batch_size=4", "data.patch_size=32",
+    "model.filters=[8, 8, 16]", "data.downscale=2", "train.val_every=1",
+]  # fmt: skip
+
+
+def _cfg(*extra):
+    return load_config("demo", overrides=[*TINY, *extra])
+
+
+def test_split_is_seeded_and_disjoint(tmp_path):
+    files = [tmp_path / f"2020010{i}T000000_dmi_prep.nc" for i in range(10)]
+    tr, va = split_scenes(files, 0.2, seed=3)
+    assert len(va) == 2 and not set(tr) & set(va) and sorted(tr + va) == sorted(files)
+    assert split_scenes(files, 0.2, seed=3) == (tr, va)
+    assert split_scenes(files, 0.2, seed=4) != (tr, va)
+
+
+def test_short_run_tracks_everything(synth_data, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    work = tmp_path / "run"
+    result = train(_cfg(), synth_data / "train", work, progress=False)
+    assert len(result.history) == 2
+    assert {"val_SIC", "val_SOD", "val_FLOE", "val_combined", "train_loss"} <= set(result.history[-1])
+    assert result.best_checkpoint is not None and result.best_checkpoint.exists()
+    assert (work / "config.yaml").exists() and (work / "mlflow.db").exists()
+    state = load_checkpoint(result.last_checkpoint)
+    assert state["epoch"] == 1 and state["config"]["preset"] == "demo"
+    client = MlflowClient(f"sqlite:///{work / 'mlflow.db'}")
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.batch_size"] == "4"
+    assert "val_combined" in run.data.metrics and "train_loss" in run.data.metrics
+    assert len(client.get_metric_history(result.run_id, "train_loss")) == 2
+    assert run.data.tags["dataset_fingerprint"] and "mlflow.source.git.commit" in run.data.tags
+    artifacts = {a.path for a in client.list_artifacts(result.run_id)}
+    assert {"config.yaml", "checkpoints", "figures"} <= artifacts
+    assert (work / "figures").is_dir() and any((work / "figures").glob("*.png"))
+
+
+def test_resume_gives_the_same_weights(synth_data, tmp_path, monkeypatch):
+    cfg = _cfg("train.epochs=3", "train.val_every=5")
+    full = train(cfg, synth_data / "train", tmp_path / "full", progress=False)
+    ref = load_checkpoint(full.last_checkpoint)["model"]
+
+    # Interrupt the second run like Ctrl-C at the start of its third epoch (after epoch 2 was saved).
+    real_set_epoch = None
+
+    def interrupting(loader_dataset, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        return real_set_epoch(loader_dataset, epoch)
+
+    from autoice.data import loader as loader_mod
+
+    real_set_epoch = loader_mod.PatchDataset.set_epoch
+    monkeypatch.setattr(loader_mod.PatchDataset, "set_epoch", interrupting)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, synth_data / "train", tmp_path / "killed", progress=False)
+    monkeypatch.setattr(loader_mod.PatchDataset, "set_epoch", real_set_epoch)
+    killed = load_checkpoint(tmp_path / "killed/checkpoints/last.pt")
+    assert killed["epoch"] == 1
+    resumed = train(cfg, synth_data / "train", tmp_path / "killed", resume=True, progress=False)
+    got = load_checkpoint(resumed.last_checkpoint)
+    assert got["epoch"] == 2 and got["run_id"] == killed["run_id"] == resumed.run_id
+    assert len(got["history"]) == 3
+    for k, v in ref.items():
+        torch.testing.assert_close(got["model"][k], v, rtol=0, atol=0, msg=k)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_process_ddp_on_cpu(synth_data, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           "-m", "autoice", "train", "--preset", "demo", "--data", str(synth_data / "train"),
+           "--workdir", str(tmp_path / "ddp"), "--quiet", *sum((["--set", s] for s in TINY), [])]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "DDP replicas max |weight difference|: 0" in out.stdout
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'ddp/mlflow.db'}")
+    exp = client.get_experiment_by_name("autoice")
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1 and runs[0].data.tags["world_size"] == "2"
+
+
+def test_cli_train_errors(tmp_path, capsys):
+    from autoice.cli.main import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--preset", "nope", "--data", str(tmp_path), "--workdir", str(tmp_path / "w")])
+    assert e.value.code == 1
+    assert "unknown preset 'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--resume", "--data", str(tmp_path), "--workdir", str(tmp_path / "w")])
+    assert e.value.code == 1
+    assert "nothing to resume" in capsys.readouterr().err

@@ -438,6 +438,6 @@ def _log_prediction_png(tracker: Any, work: Path, scene: Path, pred: dict[str, n
 
     with open_scene(scene, SceneKind.TRAIN, check_values=False) as ds:
         ref = {c: np.asarray(ds[c].values) for c in schema.CHARTS}
-    png = work / "figures" / f"{scene.name[: schema.SCENE_KEY_LENGTH]}_val.png"
+    png = work / "figures" / "validation" / f"{scene.name[: schema.SCENE_KEY_LENGTH]}.png"
     comparison_figure(ref, pred, png, title=scene.name)
     tracker.log_artifact(png, "figures")

@@ -10,6 +10,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TypeVar
 
 
 @contextlib.contextmanager
@@ -34,3 +35,48 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+_W = TypeVar("_W", bound="AtomicNetCDF")
+
+
+class AtomicNetCDF:
+    """A netCDF-4 file open for writing under a temporary name, renamed into place on success.
+
+    Use as a context manager: leaving the block normally closes and renames the file; an
+    exception (or Ctrl-C) closes and deletes it. Subclasses add what they write.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import netCDF4
+
+        self.path = Path(path)
+        self._atomic = atomic_output(self.path)
+        tmp = self._atomic.__enter__()
+        try:
+            self._nc = netCDF4.Dataset(tmp, "w", format="NETCDF4")
+        except BaseException as exc:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+            raise
+
+    def close(self) -> Path:
+        """Finish the file and move it into place."""
+        self._nc.close()
+        self._atomic.__exit__(None, None, None)
+        return self.path
+
+    def abort(self, exc: BaseException) -> None:
+        """Drop the partial file."""
+        try:
+            self._nc.close()
+        finally:
+            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
+
+    def __enter__(self: _W) -> _W:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is None:
+            self.close()
+        else:
+            self.abort(exc)

@@ -19,7 +19,7 @@ import numpy as np
 import xarray as xr
 
 from autoice import schema
-from autoice.atomic import atomic_output
+from autoice.atomic import AtomicNetCDF, atomic_output
 from autoice.errors import SceneError
 
 PathLike = str | os.PathLike[str]
@@ -134,6 +134,16 @@ def _check_dtype(ds: xr.Dataset, path: Path, names: Iterable[str], kinds: str, e
             raise SceneError(path, f"variable {n} has dtype {ds[n].dtype}, expected {expected}")
 
 
+def _check_grids(path: Path, full: tuple[int, ...], coarse: tuple[int, ...], cell: int, *, min_size: int) -> None:
+    """The full grid is big enough and the 2 km grid covers it at one cell per ``cell`` x ``cell`` pixels."""
+    (lines, samples), (clines, csamples) = full, coarse
+    if lines < min_size or samples < min_size:
+        raise SceneError(path, f"full grid is {lines} x {samples}, too small")
+    if not (schema.coarse_shape_ok(lines, clines, cell) and schema.coarse_shape_ok(samples, csamples, cell)):
+        raise SceneError(path, f"2 km grid {clines} x {csamples} does not match the {lines} x {samples} full grid "
+                         f"(one cell per {cell} x {cell} pixels)")  # fmt: skip
+
+
 def _check_chart_values(ds: xr.Dataset, path: Path) -> None:
     for chart in schema.CHARTS:
         if chart not in ds.variables:
@@ -175,16 +185,8 @@ def validate(ds: xr.Dataset, path: PathLike, kind: SceneKind, *, check_values: b
     for n in schema.TIEPOINT_VARIABLES:
         if ds[n].shape != (schema.TIEPOINT_GRID, schema.TIEPOINT_GRID):
             raise SceneError(p, f"variable {n} has shape {ds[n].shape}, expected (21, 21)")
-    lines, samples = (ds.sizes[d] for d in schema.FULL_DIMS)
-    clines, csamples = (ds.sizes[d] for d in schema.COARSE_DIMS)
-    if lines < 2 or samples < 2:
-        raise SceneError(p, f"full grid is {lines} x {samples}, too small")
-    if not (schema.coarse_shape_ok(lines, clines, schema.CELL_RTT) and
-            schema.coarse_shape_ok(samples, csamples, schema.CELL_RTT)):  # fmt: skip
-        raise SceneError(
-            p, f"2 km grid {clines} x {csamples} does not match the {lines} x {samples} full grid "
-            f"(one cell per {schema.CELL_RTT} x {schema.CELL_RTT} pixels)"
-        )
+    full = tuple(ds.sizes[d] for d in schema.FULL_DIMS)
+    _check_grids(p, full, tuple(ds.sizes[d] for d in schema.COARSE_DIMS), schema.CELL_RTT, min_size=2)
     if check_values and charts_needed:
         _check_chart_values(ds, p)
 
@@ -204,15 +206,7 @@ def _validate_raw(ds: xr.Dataset, p: Path) -> None:
         raise SceneError(p, f"variable {coarse.name} has {coarse.ndim} dims, expected 2 (2 km lines, samples)")
     _check_dims(ds, p, schema.COARSE_VARIABLES, coarse.dims)
     _check_dtype(ds, p, schema.COARSE_VARIABLES, "f", "float")
-    (lines, samples), (clines, csamples) = full.shape, coarse.shape
-    if lines < 4 or samples < 4:
-        raise SceneError(p, f"full grid is {lines} x {samples}, too small")
-    if not (schema.coarse_shape_ok(lines, clines, schema.CELL_RAW) and
-            schema.coarse_shape_ok(samples, csamples, schema.CELL_RAW)):  # fmt: skip
-        raise SceneError(
-            p, f"2 km grid {clines} x {csamples} does not match the {lines} x {samples} full grid "
-            f"(one cell per {schema.CELL_RAW} x {schema.CELL_RAW} pixels)"
-        )
+    _check_grids(p, full.shape, coarse.shape, schema.CELL_RAW, min_size=4)
     n_tie = schema.TIEPOINT_GRID**2
     for n in schema.RAW_REQUIRED_TIEPOINTS:
         if ds[n].ndim != 1 or ds[n].size != n_tie:
@@ -259,19 +253,15 @@ def write_netcdf(ds: xr.Dataset, path: PathLike, *, complevel: int = 4) -> None:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, complevel))
 
 
-class StreamWriter:
+class StreamWriter(AtomicNetCDF):
     """Write a netCDF-4 file variable by variable and row block by row block (bounded memory).
 
-    Used by :mod:`autoice.prepare`; the file appears under its final name only on :meth:`close`
-    after success (atomic).
+    Used by :mod:`autoice.prepare`; the file appears under its final name only when the
+    ``with`` block ends without error (atomic).
     """
 
     def __init__(self, path: PathLike, dims: Mapping[str, int], *, complevel: int = 4) -> None:
-        import netCDF4
-
-        self._atomic = atomic_output(path)
-        self._tmp = self._atomic.__enter__()
-        self._nc = netCDF4.Dataset(self._tmp, "w", format="NETCDF4")
+        super().__init__(path)
         for name, size in dims.items():
             self._nc.createDimension(name, size)
         self._complevel = complevel
@@ -295,27 +285,6 @@ class StreamWriter:
         """Set attributes of a variable, or global attributes when ``name`` is None."""
         target = self._nc if name is None else self._nc.variables[name]
         target.setncatts(dict(attrs))
-
-    def close(self) -> None:
-        """Finish the file and move it into place."""
-        self._nc.close()
-        self._atomic.__exit__(None, None, None)
-
-    def abort(self, exc: BaseException) -> None:
-        """Drop the partial file."""
-        try:
-            self._nc.close()
-        finally:
-            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
-
-    def __enter__(self) -> StreamWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            self.close()
-        else:
-            self.abort(exc)
 
 
 def split_reference(rtt_path: PathLike) -> tuple[Path, Path]:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from autoice import schema
-from autoice.atomic import atomic_output
+from autoice.atomic import AtomicNetCDF
 from autoice.errors import SceneError, SubmissionError
 from autoice.metrics import ScoreAccumulator, pool
 
@@ -62,7 +62,7 @@ def _open_nc(path: PathLike) -> Any:
 
 
 # ----------------------------------------------------------------------------- writing
-class SubmissionWriter:
+class SubmissionWriter(AtomicNetCDF):
     """Write ``upload_package.nc`` one scene chart at a time (no need to hold all predictions).
 
     Use as a context manager; the file appears under its final name only when the block
@@ -70,16 +70,7 @@ class SubmissionWriter:
     """
 
     def __init__(self, path: PathLike) -> None:
-        import netCDF4
-
-        self.path = Path(path)
-        self._atomic = atomic_output(self.path)
-        tmp = self._atomic.__enter__()
-        try:
-            self._nc = netCDF4.Dataset(tmp, "w", format="NETCDF4")
-        except BaseException as exc:
-            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
-            raise
+        super().__init__(path)
         self.variables: list[str] = []
 
     def add(self, key: str, chart: str, prediction: np.ndarray) -> None:
@@ -108,28 +99,6 @@ class SubmissionWriter:
         var = self._nc.createVariable(name, "u1", (d0, d1), zlib=True, complevel=COMPLEVEL, chunksizes=chunks)
         var[...] = a.astype(np.uint8, copy=False)
         self.variables.append(name)
-
-    def close(self) -> Path:
-        """Finish the file and move it into place."""
-        self._nc.close()
-        self._atomic.__exit__(None, None, None)
-        return self.path
-
-    def abort(self, exc: BaseException) -> None:
-        """Drop the partial file."""
-        try:
-            self._nc.close()
-        finally:
-            self._atomic.__exit__(type(exc), exc, exc.__traceback__)
-
-    def __enter__(self) -> SubmissionWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
-        if exc is None:
-            self.close()
-        else:
-            self.abort(exc)
 
 
 def write_submission(predictions: Mapping[str, Mapping[str, np.ndarray]], path: PathLike) -> Path:

@@ -27,7 +27,7 @@ import numpy as np
 
 from autoice import charts, schema
 from autoice.errors import AutoiceError, SceneError
-from autoice.scenes import SceneKind, StreamWriter, find_scenes, open_scene
+from autoice.scenes import SceneKind, StreamWriter, chunk_cache, find_scenes, open_scene
 
 PathLike = str | os.PathLike[str]
 BLOCK_LINES = 1024  #: raw lines per block (even)
@@ -130,7 +130,7 @@ def prepare_file(
     if out.exists() and not overwrite:
         return PrepareResult(src, out, skipped=True)
     block_lines = max(2, block_lines - block_lines % 2)
-    with open_scene(src, SceneKind.RAW) as ds:
+    with chunk_cache(), open_scene(src, SceneKind.RAW) as ds:
         try:
             table = charts.decode_polygon_codes(_codes(ds), mode=mode, sod_threshold=sod_threshold,
                                                 floe_threshold=floe_threshold)  # fmt: skip

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-import warnings
 
 import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
-from sklearn.metrics import f1_score, r2_score
 
 from autoice import schema
 from autoice.cli.main import cli, main
 from autoice.scenes import write_netcdf
 from autoice.submission import write_submission
+from oracle import sklearn_scores
 
 SHAPES = {"20180124T194759_dmi": (30, 41), "20190301T101010_cis": (25, 20), "20200505T050505_cis": (22, 33)}
 
@@ -40,15 +39,7 @@ def case(tmp_path):
 
 
 def _expected(truth, preds):
-    out = {}
-    for chart in schema.CHARTS:
-        t = np.concatenate([truth[k][chart].ravel() for k in sorted(truth)])
-        p = np.concatenate([preds[k][chart].ravel() for k in sorted(truth)])
-        keep = t != schema.CHART_FILL
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            s = r2_score(t[keep], p[keep]) if chart == "SIC" else f1_score(t[keep], p[keep], average="weighted")
-        out[chart] = float(np.round(s * 100, 3))
+    out = {c: float(np.round(v * 100, 3)) for c, v in sklearn_scores(truth, preds).items()}
     out["combined"] = float(np.round((out["SIC"] * 2 + out["SOD"] * 2 + out["FLOE"]) / 5, 3))
     return out
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-import warnings
 
 import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
-from sklearn.metrics import f1_score, r2_score
 
 from autoice import schema, submission
 from autoice.errors import SceneError, SubmissionError
@@ -22,6 +20,7 @@ from autoice.submission import (
     validate_submission,
     write_submission,
 )
+from oracle import sklearn_scores
 
 SHAPES = {"20180124T194759_dmi": (30, 41), "20190301T101010_cis": (25, 20)}
 A = "20180124T194759_dmi"
@@ -270,17 +269,6 @@ def test_find_references_prefers_reference_files_and_skips_test_inputs(tmp_path)
 
 
 # ----------------------------------------------------------------------------- scoring
-def _sklearn_scores(truth, preds):
-    out = {}
-    for chart in schema.CHARTS:
-        t = np.concatenate([truth[k][chart].ravel() for k in sorted(truth)])
-        p = np.concatenate([preds[k][chart].ravel() for k in sorted(truth)])
-        keep = t != schema.CHART_FILL
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fn = r2_score if chart == "SIC" else (lambda a, b: f1_score(a, b, average="weighted"))
-            out[chart] = fn(t[keep], p[keep])
-    return out
 
 
 def test_score_equals_sklearn_on_concatenated_scenes(tmp_path, monkeypatch):
@@ -293,12 +281,12 @@ def test_score_equals_sklearn_on_concatenated_scenes(tmp_path, monkeypatch):
     report = score_submission(sub, ref_dir)
     assert report.missing == [] and report.extra == []
     res = report.pooled.result()
-    expected = _sklearn_scores(truth, preds)
+    expected = sklearn_scores(truth, preds)
     for chart in schema.CHARTS:
         assert abs(res.fractions[chart] - expected[chart]) <= 1e-9
         assert res.charts[chart] == float(np.round(expected[chart] * 100, 3))
     # per-scene scores are each scene alone
-    one = _sklearn_scores({A: truth[A]}, {A: preds[A]})
+    one = sklearn_scores({A: truth[A]}, {A: preds[A]})
     assert abs(report.scenes[A].result().fractions["SOD"] - one["SOD"]) <= 1e-9
 
 

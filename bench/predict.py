@@ -53,7 +53,7 @@ def _run(checkpoint: str, scene: str, out: str) -> dict[str, float]:
     from autoice import schema
     from autoice.data.inputs import scene_inputs, upsample_to
     from autoice.inference import predict_scene
-    from autoice.predict import choose_tile, load_models
+    from autoice.predict import BASE_MEMORY, CPU_MAX_TILE, choose_tile, load_models
     from autoice.scenes import open_scene
     from autoice.submission import SubmissionWriter, validate_submission
 
@@ -65,10 +65,10 @@ def _run(checkpoint: str, scene: str, out: str) -> dict[str, float]:
     t0 = time.perf_counter()
     with open_scene(scene, check_values=False) as ds:
         shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
-        x = scene_inputs(ds, cfg.data.inputs, cfg.data.downscale)
+        x = scene_inputs(ds, cfg.data.inputs, cfg.data.downscale, dtype=cfg.data.cache_dtype)
     t["read inputs"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    tile = choose_tile(cfg, x.shape[2], 3e9 - x.nbytes)
+    tile = choose_tile(cfg, x.shape[1:], 3e9 - BASE_MEMORY - x.nbytes, max_tile=CPU_MAX_TILE)
     with torch.inference_mode():
         res = predict_scene(loaded.networks, x, sic_mode=cfg.model.sic_mode, tile=tile)
     t["network + class decisions"] = time.perf_counter() - t0

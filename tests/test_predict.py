@@ -54,8 +54,11 @@ def test_tiling_and_tta_are_exact_for_a_pixel_model():
 
 def test_choose_tile_follows_the_budget():
     cfg = load_config("baseline")
-    small, big = choose_tile(cfg, 5200, 0.5e9), choose_tile(cfg, 5200, 3e9)
-    assert small <= big and big % 8 == 0 and small >= 8
+    small, big = choose_tile(cfg, (5000, 5200), 0.5e9), choose_tile(cfg, (5000, 5200), 3e9)
+    assert small < big and big % 16 == 0 and small >= 16
+    assert choose_tile(cfg, (5000, 5200), 3e9, max_tile=512) == 512
+    mm = load_config("mmseaice")
+    assert choose_tile(mm, (500, 520), 1e9, max_tile=512) == 520  # small scene: one pass, no overlap
 
 
 def test_predict_writes_a_valid_submission(trained_run, synth_data, tmp_path):

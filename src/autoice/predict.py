@@ -94,12 +94,20 @@ def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tra
     return LoadedModels(nets, first, sources)
 
 
-def choose_tile(cfg: Config, width: int, budget_bytes: float) -> int:
-    """Largest tile side whose activations plus the blending strip fit the memory budget.
+#: Memory of the process before any scene (Python, torch, netCDF): not available to tiles.
+BASE_MEMORY = 0.5e9
+#: Largest tile on a CPU: cache-sized tiles run faster there (full-size baseline scene: 256 px 43 s, 1024 px 72 s).
+CPU_MAX_TILE = 512
 
-    A rough model of eval-mode memory: per tile pixel, the input channels, ~6 feature maps of the
-    first level (deeper levels are 4x smaller each), the heads and their softmax; per strip row,
-    the blended scores of every chart over the full width.
+
+def choose_tile(cfg: Config, shape: tuple[int, int], budget_bytes: float, *, max_tile: int = 8192) -> int:
+    """Tile side for a scene of ``shape`` (model resolution) within a memory budget.
+
+    The whole scene in one pass when it fits the budget and is at most twice ``max_tile`` (no
+    overlap work); otherwise the largest tile up to ``max_tile`` that fits. A rough model of
+    eval-mode memory: per tile pixel, the input channels, ~6 feature maps of the first level
+    (deeper levels are 4x smaller each), the heads and their softmax; per strip row, the blended
+    scores of every chart over the full width.
     """
     from autoice.inference import channels_per_chart
 
@@ -107,11 +115,15 @@ def choose_tile(cfg: Config, width: int, budget_bytes: float) -> int:
     k = sum(channels_per_chart(cfg.model.sic_mode).values())
     per_px = 4 * (len(cfg.data.inputs) + 6 * f0 + 2 * k) * 1.5
     multiple = 2 ** (len(cfg.model.filters) - 1)
-    tile = 8192
-    while tile > 256:
-        strip = 4 * (k + 2) * (tile + 64) * width
-        if per_px * tile * tile + strip <= budget_bytes:
-            break
+    height, width = shape
+
+    def fits(th: int, tw: int) -> bool:
+        return per_px * th * tw + 4 * (k + 2) * (th + 64) * width <= budget_bytes
+
+    if max(height, width) <= 2 * max_tile and fits(height, width):
+        return max(height, width)
+    tile = max_tile
+    while tile > 256 and not fits(tile, tile):
         tile //= 2
     return max(multiple, tile - tile % multiple)
 
@@ -156,9 +168,10 @@ def predict(
         for path in tqdm(files, desc="predict", unit="scene", disable=not progress, file=sys.stderr):
             with open_scene(path, check_values=False) as ds:
                 shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
-                inputs = scene_inputs(ds, cfg.data.inputs, d)
+                inputs = scene_inputs(ds, cfg.data.inputs, d, dtype=cfg.data.cache_dtype)  # as in training
             key = path.name[: schema.SCENE_KEY_LENGTH]
-            tile = choose_tile(cfg, inputs.shape[2], budget - inputs.nbytes)
+            tile = choose_tile(cfg, inputs.shape[1:], budget - BASE_MEMORY - inputs.nbytes,
+                               max_tile=CPU_MAX_TILE if dev.type == "cpu" else 8192)  # fmt: skip
             out = predict_scene(loaded.networks, inputs, sic_mode=cfg.model.sic_mode, device=dev, tile=tile,
                                 tta=tta, amp=dev.type == "cuda", uncertainty=uncertainty_dir is not None)  # fmt: skip
             del inputs

@@ -35,7 +35,6 @@ from autoice.errors import AutoiceError, SceneError
 
 #: Bump when the cached arrays' meaning changes (invalidates every existing cache).
 CACHE_VERSION = 1
-_F16_MAX = float(np.finfo(np.float16).max)
 
 
 @dataclass
@@ -125,7 +124,7 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
 def build_one(source: Path, folder: Path, key: str, channels: Sequence[str], downscale: int, dtype: str,
               with_labels: bool) -> dict[str, Any]:  # fmt: skip
     """Read one scene and write its cache entry; return the entry's metadata (runs in a worker)."""
-    from autoice.data.inputs import downscaled_shape, read_channel, scene_labels
+    from autoice.data.inputs import cast_channel, downscaled_shape, read_channel, scene_labels
     from autoice.scenes import SceneKind, has_charts, open_scene
 
     _meta_path(folder, key).unlink(missing_ok=True)  # the entry is invalid until rewritten
@@ -137,10 +136,7 @@ def build_one(source: Path, folder: Path, key: str, channels: Sequence[str], dow
         with atomic_output(inputs_file) as tmp:
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(len(channels), h, w))
             for i, name in enumerate(channels):  # one channel in memory at a time
-                x = read_channel(ds, name, downscale)
-                if mm.dtype == np.float16:
-                    np.clip(x, -_F16_MAX, _F16_MAX, out=x)
-                mm[i] = x
+                mm[i] = cast_channel(read_channel(ds, name, downscale), mm.dtype)
             mm.flush()
             del mm
         labels = with_labels or has_charts(ds)

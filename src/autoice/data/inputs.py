@@ -141,18 +141,28 @@ def read_channel(ds: xr.Dataset, name: str, downscale: int) -> np.ndarray:
     return x
 
 
-def scene_inputs(ds: xr.Dataset, channels: Sequence[str], downscale: int) -> np.ndarray:
-    """The model inputs of a scene: (C, h, w) float32, channels in the given order.
+def cast_channel(x: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
+    """A channel in the cache/inference dtype; float16 is clipped to its range first (no inf)."""
+    dtype = np.dtype(dtype)
+    if dtype == np.float16:
+        limit = float(np.finfo(np.float16).max)
+        x = np.clip(x, -limit, limit)
+    return x.astype(dtype, copy=False)
+
+
+def scene_inputs(ds: xr.Dataset, channels: Sequence[str], downscale: int, *, dtype: str = "float32") -> np.ndarray:
+    """The model inputs of a scene: (C, h, w), channels in the given order.
 
     Args:
         ds: an open ready-to-train scene (train or test).
         channels: input names (``schema.INPUT_VARIABLES`` and ``latitude``/``longitude``/``month``).
         downscale: 1 = 80 m, 10 = 800 m.
+        dtype: of the result; ``float16`` halves the memory (and is what the training cache holds).
     """
     h, w = downscaled_shape(_full_size(ds), downscale)
-    out = np.empty((len(channels), h, w), dtype=np.float32)
+    out = np.empty((len(channels), h, w), dtype=dtype)
     for i, name in enumerate(channels):
-        out[i] = read_channel(ds, name, downscale)
+        out[i] = cast_channel(read_channel(ds, name, downscale), dtype)
     return out
 
 

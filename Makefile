@@ -29,6 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
 
 bench: $(STAMP)
+	$(BIN)/python bench/realism.py
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/score.py

@@ -1,0 +1,459 @@
+"""One synthetic scene end to end: chart, true surface, sensors, raw file; and whole synthetic sets.
+
+Scenes smaller than the real ~400 km are *miniatures*: structure tied to the scene (polygons, coast,
+lead systems, weather, AMSR2 footprints, distances to land, the geographic extent of the tie points)
+shrinks with the scene, so every size holds the full variety and the same statistics; per-pixel
+physics (speckle, floes, ridges, wind streaks, noise-floor artefacts) stays at the real 40 m pixel size.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from scipy import ndimage
+from scipy.spatial import cKDTree
+
+from autoice import schema
+from autoice.errors import AutoiceError
+from autoice.synth import icechart, radiometer, sar, surface, weather
+from autoice.synth.fields import block_counts, noise, upsample
+from autoice.synth.icechart import N_SURF, Polygon, Targets
+from autoice.synth.specs import REGIONS, SceneSpec, rng, scene_specs, season
+
+#: Raw extent (pixels at 40 m) of a real scene side; smaller scenes are miniatures of it.
+FULL_EXTENT_PX = 10400
+PX_PER_KM = sar.PX_PER_KM
+
+
+@dataclass
+class SynthResult:
+    """Files written by :func:`synthesize`, sorted by scene index within each list."""
+
+    raw: list[Path] = field(default_factory=list)
+    train: list[Path] = field(default_factory=list)
+    test: list[Path] = field(default_factory=list)
+    reference: list[Path] = field(default_factory=list)
+    skipped: int = 0  #: scenes whose outputs already existed (not overwritten)
+
+
+def _land(r: np.random.Generator, shape: tuple[int, int], zoom: float, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Land mask with about ``share`` of the scene and its height field: a coast on one side, fjords, islands."""
+    terrain = noise(r, shape, 60 * PX_PER_KM * zoom, octaves=3, gain=0.3)
+    angle = r.uniform(0, 2 * np.pi)
+    yy = np.linspace(-1, 1, shape[0], dtype=np.float32)[:, None]
+    xx = np.linspace(-1, 1, shape[1], dtype=np.float32)[None, :]
+    terrain += np.float32(1.5) * (np.cos(angle) * yy + np.sin(angle) * xx)
+    if share <= 0.005:
+        return np.zeros(shape, bool), terrain
+    sub = terrain[:: max(1, shape[0] // 300), :: max(1, shape[1] // 300)]
+    return terrain > np.quantile(sub, 1 - share), terrain
+
+
+def _voronoi(points: np.ndarray, gy: np.ndarray, gx: np.ndarray) -> np.ndarray:
+    _, idx = cKDTree(points).query(np.column_stack([gy.ravel(), gx.ravel()]), workers=1)
+    return idx.reshape(gy.shape).astype(np.int32)
+
+
+@dataclass
+class Scene:
+    """One generated scene: the raw file's content, the chart's labels and the truth under them."""
+
+    dataset: xr.Dataset  #: raw layout (spec §3), physical units, NaN outside the swath
+    labels: dict[str, np.ndarray]  #: chart classes SIC/SOD/FLOE, uint8 on the raw grid, 255 = masked
+    surf: np.ndarray  #: true surface class per raw pixel (:mod:`autoice.synth.icechart` WATER..LAND)
+    concentration: np.ndarray  #: true ice concentration (smooth field, raw grid)
+    lead: np.ndarray  #: lead and crack pixels inside pack ice
+    weather: weather.Weather  #: true weather and ERA5 on the 2 km grid
+
+
+def generate_raw(spec: SceneSpec, seed: int) -> tuple[xr.Dataset, dict[str, np.ndarray]]:
+    """Generate one synthetic scene in the raw (40 m) layout, with the labels its chart carries.
+
+    Args:
+        spec: the scene (from :func:`scene_specs`).
+        seed: the dataset seed (with ``spec.index`` it fixes every random draw).
+
+    Returns:
+        ``(dataset, labels)``: the raw dataset (spec §3 layout, physical units, NaN outside the
+        swath) and the chart's classes ``{"SIC", "SOD", "FLOE"}`` as uint8 (raw grid, 255 = masked).
+    """
+    scene = generate_scene(spec, seed)
+    return scene.dataset, scene.labels
+
+
+def generate_scene(spec: SceneSpec, seed: int) -> Scene:
+    """Generate one scene with its truth (see :func:`generate_raw`; the truth is for tests and studies)."""
+    rows, cols = 2 * spec.height, 2 * spec.width
+    shape = (rows, cols)
+    extent = float(max(rows, cols))
+    zoom = float(np.clip(extent / FULL_EXTENT_PX, 0.01, 1.0))  # miniature factor
+    month = spec.start.month
+    region = REGIONS[spec.service][spec.region]
+    targets = Targets.from_real(spec.real, np.asarray(region.stages[season(month)], float))
+    rng_geo, rng_ice, rng_sar, rng_met = (rng(seed, spec.index, k) for k in (1, 2, 3, 4))
+
+    # ---- swath geometry, no-data edges, chart coverage ---------------------------------------------------
+    theta_col, flip = sar.incidence(rng_geo, cols)
+    edge_w = max(2, int(0.02 * cols))
+    left = edge_w * (0.3 + np.abs(noise(rng_geo, (rows, 1), rows / 6, octaves=3)[:, 0]))
+    right = cols - 1 - edge_w * (0.3 + np.abs(noise(rng_geo, (rows, 1), rows / 6, octaves=3)[:, 0]))
+    top = int(rng_geo.integers(0, max(1, rows // 100) + 1))
+    c_idx = np.arange(cols, dtype=np.float32)[None, :]
+    nodata = (c_idx < left[:, None]) | (c_idx > right[:, None])
+    nodata[:top] = True
+    # the template's masked share beyond the swath edges is land and sea the chart does not cover
+    chart_gap = np.zeros(shape, bool)
+    masked_left = max(0.0, targets.masked_share - float(nodata.mean()))
+    gap_share = masked_left * float(rng_geo.uniform(0.2, 0.7)) if masked_left > 0.03 else 0.0
+    if gap_share > 0:  # the chart ends along a wiggly line across the image (a regional chart's border)
+        a = rng_geo.uniform(0, 2 * np.pi)
+        yy = np.linspace(-1, 1, rows, dtype=np.float32)[:, None]
+        xx = np.linspace(-1, 1, cols, dtype=np.float32)[None, :]
+        side = np.cos(a) * yy + np.sin(a) * xx + 0.08 * noise(rng_geo, shape, extent / 4, octaves=3)
+        side[nodata] = -np.inf
+        sub = side[:: max(1, rows // 300), :: max(1, cols // 300)]
+        chart_gap = side > np.quantile(sub, 1 - gap_share)
+    # ---- land: the rest of the masked share ----------------------------------------------------------------
+    rest = 1 - float(nodata.mean()) - float(chart_gap.mean())  # land also falls in gaps: share of the rest
+    land_share = float(np.clip((masked_left - chart_gap.mean()) / max(1e-6, rest), 0, 0.95))
+    land, terrain = _land(rng_geo, shape, zoom, land_share)
+
+    # ---- chart polygons (generalised) and the true boundaries (displaced, rougher) ------------------------
+    step = max(1, int(np.ceil(np.sqrt(rows * cols / 1.5e6))))
+    grid = (-(-rows // step), -(-cols // step))
+    n_poly = int(rng_geo.integers(10, 61))
+    points = rng_geo.uniform([0, 0], [grid[0], grid[1]], size=(n_poly, 2))
+    size = float(max(grid))
+    gy, gx = np.mgrid[0 : grid[0], 0 : grid[1]].astype(np.float32)
+    warp = 0.35 * np.sqrt(grid[0] * grid[1] / n_poly)
+    wy = warp * noise(rng_geo, grid, size / 8, octaves=2)
+    wx = warp * noise(rng_geo, grid, size / 8, octaves=2)
+    chart_vor = _voronoi(points, gy + wy, gx + wx)
+    shift = 0.012 * size  # analyst's edge displacement, ~5 km at full size
+    rough = 0.004 * size
+    wy += shift * noise(rng_ice, grid, size / 6) + rough * noise(rng_ice, grid, size / 40, octaves=3)
+    wx += shift * noise(rng_ice, grid, size / 6) + rough * noise(rng_ice, grid, size / 40, octaves=3)
+    true_vor = _voronoi(points, gy + wy, gx + wx)
+    del gy, gx, wy, wx
+
+    # ---- egg codes per polygon: water by an ice-edge field, concentrations and classes from the template ---
+    sea_small = ~land[::step, ::step][: grid[0], : grid[1]]
+    charted = sea_small & ~chart_gap[::step, ::step][: grid[0], : grid[1]]
+    area = np.bincount(chart_vor[charted], minlength=n_poly).astype(float)
+    ice_field = noise(rng_ice, grid, size / 3, octaves=2)
+    ice_field += np.float32(rng_ice.uniform(0.5, 2.0)) * np.linspace(-1, 1, grid[0], dtype=np.float32)[:, None]
+    iceness = np.bincount(chart_vor.ravel(), ice_field.ravel(), minlength=n_poly) / np.maximum(
+        np.bincount(chart_vor.ravel(), minlength=n_poly), 1
+    )
+    del ice_field
+    coast_dist = ndimage.distance_transform_edt(sea_small) if (~sea_small).any() else np.full(grid, np.inf)
+    near_coast = ndimage.minimum(coast_dist, chart_vor + 1, index=np.arange(1, n_poly + 1)) < 0.04 * size
+    order = np.argsort(iceness)
+    cum = (np.cumsum(area[order]) - area[order] / 2) / max(area.sum(), 1)
+    water = np.zeros(n_poly, bool)
+    water[order[cum < targets.water_share]] = True
+    ranks = np.empty(n_poly)
+    ranks[order] = np.linspace(0, 1, n_poly)
+    ice_ids = np.flatnonzero(~water)
+    tenths = icechart.assign_by_rank(rng_ice, ranks[ice_ids], area[ice_ids], targets.sic_probs)
+    lut_tenths = dict(zip(ice_ids.tolist(), tenths.tolist(), strict=True))
+    # floe size grows with the distance from open water (the ice edge), not with the local concentration
+    water_px = np.isin(chart_vor, np.flatnonzero(water)) & charted
+    if water_px.any():
+        edge_dist = ndimage.distance_transform_edt(~water_px)
+    else:  # the ice edge lies outside the scene, off one side
+        a = rng_ice.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0 : grid[0], 0 : grid[1]]
+        edge_dist = np.cos(a) * yy + np.sin(a) * xx
+    cells = np.maximum(np.bincount(chart_vor.ravel(), minlength=n_poly), 1)  # a polygon may hold no cell
+    mean_dist = np.bincount(chart_vor.ravel(), edge_dist.ravel(), minlength=n_poly) / cells
+    dist_rank = np.argsort(np.argsort(mean_dist)) / max(1, n_poly - 1)
+    floe_probs = np.r_[targets.floe_probs[:4], targets.floe_probs[4:].sum()]  # bergs: own polygons
+    floes = icechart.assign_by_rank(rng_ice, dist_rank[ice_ids], area[ice_ids], floe_probs)
+    lut_floe = dict(zip(ice_ids.tolist(), floes.tolist(), strict=True))
+    cold = month in (11, 12, 1, 2, 3, 4, 5, 6)
+    berg_p = 0.03 if spec.service == "dmi" and spec.real.counts["FLOE"][6] > 0 else 0.0
+    polys: list[Polygon] = []
+    for p in range(n_poly):
+        if water[p]:
+            polys.append(icechart.water_polygon(spec.service))
+            continue
+        if rng_ice.random() < berg_p:
+            polys.append(icechart.berg_polygon(rng_ice))
+            continue
+        sod_valid = bool(rng_ice.random() < targets.p_sod)
+        floe_valid = bool(rng_ice.random() < targets.p_floe)
+        fast = bool(cold and near_coast[p] and not floe_valid and rng_ice.random() < 0.5)
+        polys.append(icechart.ice_polygon(rng_ice, spec.service, lut_tenths[p], targets, floe=lut_floe[p],
+                                          sod_valid=sod_valid, floe_valid=floe_valid, fast=fast))  # fmt: skip
+    land_poly = Polygon("L")  # land: POLY_TYPE L with every code not filled -> no label
+
+    # polygon ids 1..n_poly for sea, n_poly + 1 for land (index 0 unused)
+    n_ids = n_poly + 2
+    luts = {c: np.full(n_ids, schema.CHART_FILL, np.uint8) for c in schema.CHARTS}
+    for p, poly in enumerate(polys):
+        for c, v in zip(schema.CHARTS, poly.labels, strict=True):
+            luts[c][p + 1] = v
+
+    def full(vor: np.ndarray) -> np.ndarray:
+        return np.repeat(np.repeat(vor + 1, step, axis=0), step, axis=1)[:rows, :cols]
+
+    pid = full(chart_vor)
+    pid[land] = n_poly + 1
+    labels = {c: luts[c][pid] for c in schema.CHARTS}
+
+    # ---- the true surface under the chart ------------------------------------------------------------------
+    c_grid = surface.true_concentration(rng_ice, polys, true_vor)
+    truth = surface.build(rng_ice, polys, full(true_vor), c_grid, land, month=month, extent_px=extent)
+    del true_vor, c_grid
+
+    # ---- weather, ERA5, AMSR2 on the 2 km grid ---------------------------------------------------------------
+    fr = block_counts(truth.surf, N_SURF, schema.CELL_RAW)
+    nr, nc = fr.shape[:2]
+    wx_ = weather.make(rng_met, (nr, nc), month=month, lat=float(np.mean(region.lat)), zoom=zoom)
+    btemp = radiometer.brightness(rng_met, fr, wx_, month=month, zoom=zoom)
+
+    # ---- SAR ---------------------------------------------------------------------------------------------------
+    mean_dir = float(np.angle(np.mean(np.exp(1j * wx_.direction))))
+    speed_px = upsample(wx_.speed.astype(np.float32), shape) * sar.wind_texture(rng_sar, shape, mean_dir)
+    dir_px = upsample(np.cos(2 * wx_.direction).astype(np.float32), shape)
+    melt = {6: 0.5, 7: 1.0, 8: 0.7}.get(month, 0.0)
+    hh, hv = sar.backscatter(rng_sar, truth, theta_col, speed_px, dir_px, terrain=terrain if land.any() else None,
+                             melt=melt)  # fmt: skip
+    del speed_px, dir_px, terrain
+    surf, conc, lead = truth.surf, truth.concentration, truth.lead
+    del truth
+    hh[nodata] = np.nan
+    hv[nodata] = np.nan
+
+    # ---- distance to land -> zones (spec §2), in the miniature's km so that zones do not depend on size ----
+    dstep = max(1, int(np.ceil(np.sqrt(rows * cols / 6.5e6))))
+    land_d = land[::dstep, ::dstep]
+    km_per_px = 1 / (PX_PER_KM * zoom)
+    if land_d.any():
+        dist_km = ndimage.distance_transform_edt(~land_d).astype(np.float32) * np.float32(dstep * km_per_px)
+        dist_km = np.repeat(np.repeat(dist_km, dstep, axis=0), dstep, axis=1)[:rows, :cols]
+    else:  # coast outside the scene: 50-600 km off one side
+        d0 = float(rng_geo.uniform(50, 600))
+        ramp = np.linspace(0, cols * km_per_px, cols, dtype=np.float32)[None, :]
+        dist_km = np.broadcast_to(d0 + (ramp if rng_geo.random() < 0.5 else ramp[:, ::-1]), shape)
+    zones = schema.distance_zone(np.maximum(dist_km, 0.02)).astype(np.float32)
+    del dist_km
+    zones[land] = 0
+    zones[nodata] = np.nan
+
+    polygon = pid.astype(np.float32)
+    polygon[nodata | chart_gap] = np.nan
+    del pid
+    codes = [";".join(schema.POLYGON_CODES_HEADER)]
+    codes += [poly.code_row(p + 1) for p, poly in enumerate(polys)]
+    codes.append(land_poly.code_row(n_poly + 1))
+    for name in schema.CHARTS:
+        labels[name][nodata | chart_gap] = schema.CHART_FILL
+
+    ds = _assemble(
+        spec,
+        shape=shape,
+        zoom=zoom,
+        theta_col=theta_col,
+        flip=flip,
+        rng=rng_geo,
+        hh=hh,
+        hv=hv,
+        zones=zones,
+        polygon=polygon,
+        codes=codes,
+        swath=sar.swath_segments(theta_col, rows, nodata),
+        coarse={**btemp, **wx_.era5},
+    )
+    return Scene(ds, labels, surf, conc, lead, wx_)
+
+
+def _assemble(
+    spec: SceneSpec,
+    *,
+    shape: tuple[int, int],
+    zoom: float,
+    theta_col: np.ndarray,
+    flip: int,
+    rng: np.random.Generator,
+    hh: np.ndarray,
+    hv: np.ndarray,
+    zones: np.ndarray,
+    polygon: np.ndarray,
+    codes: list[str],
+    swath: np.ndarray,
+    coarse: dict[str, np.ndarray],
+) -> xr.Dataset:
+    """Put the generated arrays in the raw layout (spec §3, scenes_api raw layout)."""
+    rows, cols = shape
+    region = REGIONS[spec.service][spec.region]
+    n = schema.TIEPOINT_GRID
+    t_lines = np.linspace(0, rows - 1, n)
+    t_samples = np.linspace(0, cols - 1, n)
+    tl, ts = np.meshgrid(t_lines, t_samples, indexing="ij")  # line-major order
+    # a rotated ~400 km swath rectangle inside the region box (miniatures keep the real extent)
+    heading = np.deg2rad(rng.uniform(-30, 30) + (180 if rng.random() < 0.5 else 0))
+    km_per_px = 1 / (PX_PER_KM * zoom)
+    along = (tl - rows / 2) * km_per_px
+    across = (ts - cols / 2) * km_per_px * (-1 if flip else 1)
+    dlat = (along * np.cos(heading) - across * np.sin(heading)) / 111.2
+    east = along * np.sin(heading) + across * np.cos(heading)
+
+    def inside(lo: float, hi: float, off: np.ndarray) -> float:
+        a, b = lo - off.min(), hi - off.max()  # centres keeping the whole swath in [lo, hi]
+        return float(rng.uniform(a, b)) if a < b else (lo + hi) / 2
+
+    lat = inside(*region.lat, dlat) + dlat
+    dlon = east / (111.2 * np.cos(np.deg2rad(lat)))
+    lon = inside(*region.lon, dlon) + dlon
+    theta_tp = np.interp(ts, np.arange(cols), theta_col.astype(np.float64))
+    tie = {
+        "sar_grid_line": tl,
+        "sar_grid_sample": ts,
+        "sar_grid_latitude": lat,
+        "sar_grid_longitude": lon,
+        "sar_grid_incidenceangle": theta_tp,
+        "sar_grid_height": np.zeros_like(tl),
+    }
+    full = schema.FULL_DIMS
+    cdims = schema.COARSE_DIMS
+    data_vars: dict[str, tuple] = {
+        schema.SAR_VARIABLES[0]: (full, hh),
+        schema.SAR_VARIABLES[1]: (full, hv),
+        schema.DISTANCE_VARIABLE: (full, zones),
+        schema.POLYGON_ICECHART: (full, polygon),
+        "swath_segmentation": (full, swath),
+        schema.POLYGON_CODES: ((schema.RAW_CODES_DIM,), np.array(codes, dtype=str)),
+    }
+    for name in schema.COARSE_VARIABLES:
+        data_vars[name] = (cdims, np.asarray(coarse[name], np.float64))
+    for name in schema.RAW_TIEPOINTS:
+        data_vars[name] = ((schema.RAW_TIEPOINT_DIM,), np.asarray(tie[name], np.float64).ravel())
+    attrs = {
+        "ice_service": spec.service,
+        "flip": flip,
+        "pixel_spacing": schema.RAW_PIXEL_SPACING,
+        "scene_id": spec.raw_name.split("_icechart_")[0],
+        "source": "autoice.synth (synthetic)",
+    }
+    return xr.Dataset(data_vars, attrs=attrs)
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def write_raw(spec: SceneSpec, seed: int, out_dir: str | os.PathLike[str]) -> Path:
+    """Generate one scene and write it as ``out_dir/<raw name>`` (netCDF-4, atomic).
+
+    Args:
+        spec: the scene.
+        seed: dataset seed.
+        out_dir: folder of the raw files (created if missing).
+
+    Returns:
+        The written path.
+    """
+    from autoice import scenes
+
+    ds, _ = generate_raw(spec, seed)
+    path = Path(out_dir) / spec.raw_name
+    scenes.write_netcdf(ds, path)
+    return path
+
+
+def _make_scene(spec: SceneSpec, seed: int, out_dir: str, split: str, overwrite: bool) -> tuple[str, list[Path], bool]:
+    """Worker job: raw -> RTT (train) or raw -> RTT -> test + reference. Returns (split, paths, skipped)."""
+    from autoice import prepare, scenes
+
+    root = Path(out_dir)
+    raw_dir, split_dir = root / "raw", root / split
+    raw_path = raw_dir / spec.raw_name
+    rtt_path = split_dir / spec.rtt_name
+    ref_path = split_dir / schema.parse_raw_name(spec.raw_name).reference_name  # type: ignore[union-attr]
+    wanted = [raw_path, rtt_path] + ([ref_path] if split == "test" else [])
+    if not overwrite and all(p.exists() for p in wanted):
+        return split, wanted, True
+    write_raw(spec, seed, raw_dir)
+    result = prepare.prepare_file(raw_path, split_dir, overwrite=True)
+    if split == "test":
+        test_path, reference = scenes.split_reference(result.output)
+        return split, [raw_path, test_path, reference], False
+    return split, [raw_path, result.output], False
+
+
+def synthesize(
+    out_dir: str | os.PathLike[str],
+    *,
+    n_train: int,
+    n_test: int,
+    height: int,
+    width: int,
+    seed: int,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> SynthResult:
+    """Write a synthetic dataset: ``raw/`` (40 m), ``train/`` (RTT with charts), ``test/`` (+ references).
+
+    Training scenes are indices ``0 .. n_train - 1``, test scenes follow; scene *i* depends only on
+    (seed, i), so ``workers`` never changes the results. Scenes whose outputs exist are kept unless
+    ``overwrite``.
+
+    Args:
+        out_dir: dataset root.
+        n_train: training scenes.
+        n_test: test scenes (written without charts, plus ``_prep_reference.nc``).
+        height: RTT lines per scene (raw has twice as many).
+        width: RTT samples per scene.
+        seed: dataset seed.
+        workers: parallel processes.
+        overwrite: regenerate scenes whose files exist.
+        progress: show a tqdm bar on stderr.
+
+    Returns:
+        A :class:`SynthResult` with every file path.
+    """
+    from tqdm.auto import tqdm
+
+    if n_train < 0 or n_test < 0:
+        raise AutoiceError(f"{out_dir}: scene counts must not be negative (train {n_train}, test {n_test})")
+    if workers < 1:
+        raise AutoiceError(f"{out_dir}: workers must be >= 1, got {workers}")
+    specs = scene_specs(n_train + n_test, height=height, width=width, seed=seed)
+    jobs = [(spec, "train" if spec.index < n_train else "test") for spec in specs]
+    results: dict[int, tuple[str, list[Path], bool]] = {}
+    bar = tqdm(total=len(jobs), desc="synth", unit="scene", disable=not progress)
+    try:
+        if workers == 1 or len(jobs) <= 1:
+            for spec, split in jobs:
+                results[spec.index] = _make_scene(spec, seed, str(out_dir), split, overwrite)
+                bar.update()
+        else:
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = {
+                    pool.submit(_make_scene, spec, seed, str(out_dir), split, overwrite): spec.index
+                    for spec, split in jobs
+                }
+                for fut in as_completed(futures):
+                    results[futures[fut]] = fut.result()
+                    bar.update()
+    finally:
+        bar.close()
+    out = SynthResult()
+    for index in sorted(results):
+        split, paths, skipped = results[index]
+        out.raw.append(paths[0])
+        out.skipped += int(skipped)
+        if split == "train":
+            out.train.append(paths[1])
+        else:
+            out.test.append(paths[1])
+            out.reference.append(paths[2])
+    return out

@@ -40,7 +40,7 @@ _POND = {6: 0.1, 7: 0.3, 8: 0.25, 9: 0.08}
 #: Atmospheric emission over ice and land per kg m-2 of vapour (K): the 22 GHz line and 89 GHz most (P§2.3).
 _ATM_OVER_ICE = np.array([0.05, 0.05, 0.1, 0.3, 0.8, 0.6, 0.8])
 #: Emissivity variability of ice (K, V and H) per frequency: snow grains, layering, ice temperature.
-_ICE_VAR = np.array([[2.5, 5], [2.5, 5], [3, 6.5], [4, 8], [5.5, 9.5], [8, 13], [11, 16]], float)
+_ICE_VAR = np.array([[2.5, 5], [2.5, 5], [3, 6.5], [4, 8], [4.5, 9.5], [6, 13], [10, 16]], float)
 
 
 def brightness(rng: np.random.Generator, fractions: np.ndarray, weather: Weather, *, month: int,

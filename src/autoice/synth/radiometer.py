@@ -29,8 +29,8 @@ _DTB_TCWV = np.array([[0.5, 0.7], [0.5, 0.7], [1, 2], [7, 16], [18, 42], [6, 14]
 _DTB_TCLW = np.array([[0.7, 1.7], [0.7, 1.7], [1.6, 3.7], [3.8, 10], [5, 14], [7, 25], [8, 50]]) / 0.3
 _DTB_SST = np.array([[1.7, 0.5], [1.7, 0.5], [0.7, 0], [-0.6, -0.9], [-1, -1.2], [-1.5, -1.9], [-0.6, -2.1]]) / 4.6
 #: Ice and land emission (V, H) per frequency, P§2.2 (Ivanova et al. 2015 FYI/MYI; thin ice ~FYI V, H lower).
-_TB_FYI = np.array([[252, 232], [252, 232], [251, 234], [252, 237], [251, 236], [251, 235], [236, 224]], float)
-_TB_MYI = np.array([[243, 219], [243, 219], [235, 212], [220, 202], [209, 192], [187, 176], [178, 170]], float)
+_TB_FYI = np.array([[252, 228], [252, 228], [251, 232], [252, 237], [251, 236], [251, 235], [238, 224]], float)
+_TB_MYI = np.array([[243, 215], [243, 215], [235, 210], [220, 202], [209, 192], [187, 176], [180, 170]], float)
 _TB_LAND = np.array([[248, 226], [248, 226], [247, 227], [246, 228], [245, 226], [241, 220], [236, 222]], float)
 _TB_WET = np.array([[255, 245], [255, 245], [256, 246], [258, 250], [258, 250], [260, 252], [255, 248]], float)
 #: Thin ice is colder than first-year ice, mostly in H (P§2.2: 36.5 GHz V 235-250, H 190-225): (V, H) drop in K.
@@ -40,7 +40,7 @@ _POND = {6: 0.1, 7: 0.3, 8: 0.25, 9: 0.08}
 #: Atmospheric emission over ice and land per kg m-2 of vapour (K): the 22 GHz line and 89 GHz most (P§2.3).
 _ATM_OVER_ICE = np.array([0.05, 0.05, 0.1, 0.3, 0.8, 0.6, 0.8])
 #: Emissivity variability of ice (K, V and H) per frequency: snow grains, layering, ice temperature.
-_ICE_VAR = np.array([[2.5, 5], [2.5, 5], [3, 6.5], [4, 8], [4.5, 9.5], [6, 13], [10, 16]], float)
+_ICE_VAR = np.array([[2.5, 5], [2.5, 5], [3, 6.5], [4, 8], [4, 9.5], [4.5, 13], [9, 16]], float)
 
 
 def brightness(rng: np.random.Generator, fractions: np.ndarray, weather: Weather, *, month: int,

@@ -42,7 +42,7 @@ class SynthResult:
 
 def _land(r: np.random.Generator, shape: tuple[int, int], zoom: float, share: float) -> tuple[np.ndarray, np.ndarray]:
     """Land mask with about ``share`` of the scene and its height field: a coast on one side, fjords, islands."""
-    terrain = noise(r, shape, 60 * PX_PER_KM * zoom, octaves=3, gain=0.3)
+    terrain = noise(r, shape, 60 * PX_PER_KM * zoom, octaves=3, gain=0.25)
     angle = r.uniform(0, 2 * np.pi)
     yy = np.linspace(-1, 1, shape[0], dtype=np.float32)[:, None]
     xx = np.linspace(-1, 1, shape[1], dtype=np.float32)[None, :]
@@ -125,7 +125,7 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
     # ---- chart polygons (generalised) and the true boundaries (displaced, rougher) ------------------------
     step = max(1, int(np.ceil(np.sqrt(rows * cols / 1.5e6))))
     grid = (-(-rows // step), -(-cols // step))
-    n_poly = int(rng_geo.integers(10, 61))
+    n_poly = int(rng_geo.integers(20, 91))  # a 400 km scene crosses some 20-90 chart polygons
     points = rng_geo.uniform([0, 0], [grid[0], grid[1]], size=(n_poly, 2))
     size = float(max(grid))
     gy, gx = np.mgrid[0 : grid[0], 0 : grid[1]].astype(np.float32)
@@ -237,8 +237,8 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
     if land_d.any():
         dist_km = ndimage.distance_transform_edt(~land_d).astype(np.float32) * np.float32(dstep * km_per_px)
         dist_km = np.repeat(np.repeat(dist_km, dstep, axis=0), dstep, axis=1)[:rows, :cols]
-    else:  # coast outside the scene: 50-600 km off one side
-        d0 = float(rng_geo.uniform(50, 600))
+    else:  # coast outside the scene: 80-700 km off one side
+        d0 = float(rng_geo.uniform(80, 700))
         ramp = np.linspace(0, cols * km_per_px, cols, dtype=np.float32)[None, :]
         dist_km = np.broadcast_to(d0 + (ramp if rng_geo.random() < 0.5 else ramp[:, ::-1]), shape)
     zones = schema.distance_zone(np.maximum(dist_km, 0.02)).astype(np.float32)

@@ -64,7 +64,7 @@ def true_concentration(rng: np.random.Generator, polys: list[Polygon], true_vor:
     grid = true_vor.shape
     c = c_p[true_vor]
     # bands and patches inside a polygon (marginal ice zones are far from uniform); open water stays open
-    inside = noise(rng, grid, max(grid) / 10, octaves=2)
+    inside = noise(rng, grid, max(grid) / (4 * np.sqrt(max(n, 1))), octaves=2)  # ~16 patches per polygon
     c = c + (1.1 * c * (1 - c) + 0.03 * np.minimum(10 * c, 1)) * inside
     # marginal ice zone: the field is continuous across edges (a few km, scaled with the scene)
     c = ndimage.gaussian_filter(c, max(0.8, 0.006 * max(grid)), mode="nearest")

@@ -123,6 +123,8 @@ def test_bad_arguments_raise_one_line_errors(tmp_path):
         synth.synthesize(tmp_path, n_train=-1, n_test=0, height=H, width=W, seed=0, progress=False)
     with pytest.raises(AutoiceError, match="at least 2 x 2"):
         synth.scene_specs(1, height=1, width=W, seed=0)
+    with pytest.raises(AutoiceError, match="seed must be >= 0"):
+        synth.scene_specs(1, height=H, width=W, seed=-1)
 
 
 # --------------------------------------------------------------------------- round trip

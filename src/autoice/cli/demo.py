@@ -14,7 +14,7 @@ import click
 @click.option("--test", "n_test", default=4, show_default=True, type=click.IntRange(1), help="Test scenes.")
 @click.option("--height", default=400, show_default=True, type=click.IntRange(64), help="Scene lines at 80 m.")
 @click.option("--width", default=448, show_default=True, type=click.IntRange(64), help="Scene samples at 80 m.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override the demo preset.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(workdir: Path, n_train: int, n_test: int, height: int, width: int, seed: int,

@@ -39,7 +39,8 @@ import click
     type=click.IntRange(2),
     help="Samples per scene at 80 m (real scenes ~5200).",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Dataset seed: same seed, same files.")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0),
+              help="Dataset seed: same seed, same files.")  # fmt: skip
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Scenes made in parallel.")
 @click.option("--overwrite", is_flag=True, help="Regenerate scenes whose files exist (default: keep them).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
@@ -47,9 +48,10 @@ def command(out_dir: Path, n_train: int, n_test: int, height: int, width: int, s
             overwrite: bool, quiet: bool) -> None:  # fmt: skip
     """Write synthetic scenes: OUT/raw (40 m), then OUT/train and OUT/test via the real prepare path.
 
-    Scenes are physically plausible Sentinel-1 + AMSR2 + ERA5 scenes with SIGRID-3 ice charts drawn
-    from the real class priors by service, region and month. Scene i depends only on (seed, i), so
-    --workers never changes the results.
+    Each scene copies the composition of one real AI4Arctic training scene (service, region, month,
+    open water, class mix, masked share); its SIGRID-3 chart is an analyst's summary of a true ice field
+    that Sentinel-1, AMSR2 and ERA5 see through physics (docs/synthetic.md). Scene i depends only on
+    (seed, i), so --workers never changes the results.
     """
     from autoice.synth import synthesize
 

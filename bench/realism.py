@@ -132,20 +132,9 @@ def synthesize_all(args: argparse.Namespace) -> list[SeedSet]:
 
 
 def region_month(original_id: str) -> tuple[str, int]:
-    """Raw scene name -> (chart region, month).
-
-    CIS: ``..._icechart_cis_SGRDIEA_<time>_pl_a.nc``; DMI: ``..._icechart_dmi_<time>_NorthEast_RIC.nc``;
-    the month comes from the S1 start time (5th ``_`` field).
-    """
-    fields = original_id.removesuffix(".nc").split("_")
-    month = int(fields[4][4:6])  # S1 start time YYYYMMDDTHHMMSS
-    try:
-        i = fields.index("icechart")
-        service = fields[i + 1]
-        region = fields[i + 2] if service == "cis" else fields[i + 3]
-    except (ValueError, IndexError):
-        region = "?"
-    return region, month
+    """Raw scene name -> (chart region, month of the S1 start time); "?" / 0 when the name is not a raw name."""
+    m = schema.RAW_NAME.match(original_id)
+    return (schema.chart_region(original_id) or "?"), (int(m["start"][4:6]) if m else 0)
 
 
 def _read(nc: Any, name: str) -> np.ndarray:

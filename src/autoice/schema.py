@@ -214,6 +214,18 @@ def parse_raw_name(name: str) -> SceneName | None:
     return SceneName(m["start"], m["service"]) if m else None
 
 
+def chart_region(raw_name: str) -> str | None:
+    """Raw file name -> the ice chart's region, or None if the name does not follow the pattern.
+
+    CIS names carry it first (``SGRDIEA_<time>Z_pl_a``), DMI names second (``<time>_NorthEast_RIC``).
+    """
+    m = RAW_NAME.match(raw_name)
+    if not m:
+        return None
+    parts = m["chart"].split("_")
+    return (parts[0] if m["service"] == "cis" else parts[1]) if len(parts) > 1 else None
+
+
 def parse_rtt_name(name: str) -> SceneName | None:
     """RTT (``_prep.nc``) or reference (``_prep_reference.nc``) file name -> parts, or None."""
     m = RTT_NAME.match(name)

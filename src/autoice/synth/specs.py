@@ -35,7 +35,7 @@ class Region:
     @property
     def months(self) -> tuple[int, ...]:
         """Months with real scenes of this region (no longer a guess: read from the real set)."""
-        return _REGION_MONTHS.get(self, ())
+        return _region_months().get(self, ())
 
 
 _WEST = ((0.05, 0.3, 0.25, 0.4, 0), (0, 0.05, 0.1, 0.85, 0), (0, 0, 0, 1, 0), (0.75, 0.25, 0, 0, 0))
@@ -79,14 +79,12 @@ def region_of(scene: RealScene) -> str:
     return scene.region if scene.region in REGIONS[scene.service] else "SGRDIEA"
 
 
+@lru_cache(maxsize=1)
 def _region_months() -> dict[Region, tuple[int, ...]]:
     out: dict[Region, set[int]] = {}
     for s in real_scenes():
         out.setdefault(REGIONS[s.service][region_of(s)], set()).add(s.month)
     return {r: tuple(sorted(m)) for r, m in out.items()}
-
-
-_REGION_MONTHS = _region_months()
 
 
 def season(month: int) -> int:

@@ -48,6 +48,35 @@ def test_official_scene_lists_follow_the_pattern():
         assert schema.raw_to_rtt_name(n) == parsed.rtt_name
 
 
+def test_seasons_cover_every_month_once_in_order():
+    months = [m for ms in schema.SEASONS.values() for m in ms]
+    assert sorted(months) == list(range(1, 13))
+    assert list(schema.SEASONS) == ["winter", "melt", "summer", "freeze-up"]
+    expected = {12: "winter", 1: "winter", 3: "winter", 4: "melt", 6: "melt", 7: "summer", 9: "summer",
+                10: "freeze-up", 11: "freeze-up"}  # fmt: skip
+    assert {m: schema.season(m) for m in expected} == expected
+    assert schema.parse_raw_name(RAW).season == "winter"
+    assert schema.describe_seasons() == "winter Dec-Mar, melt Apr-Jun, summer Jul-Sep, freeze-up Oct-Nov"
+    for bad in (0, 13):
+        with pytest.raises(ValueError, match="1..12"):
+            schema.season(bad)
+
+
+def test_scene_keys():
+    name = schema.parse_scene_key("20190301T101010_cis")
+    assert name is not None and (name.service, name.month, name.season) == ("cis", 3, "winter")
+    for bad in ("20190301T101010_xyz", "20190301T101010_cis_prep.nc", "2019_cis"):
+        assert schema.parse_scene_key(bad) is None
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared/ not beside the checkout")
+def test_packaged_test_scenes_are_the_organisers():
+    official = json.loads((SHARED / "realdata/autoice_official/testset.json").read_text())
+    assert sorted(schema.official_test_scenes()) == sorted(official) and len(official) == 20
+    regions = {schema.chart_region(n) for n in official}
+    assert {"SouthEast", "SGRDIEA", "SGRDIFOXE", "SGRDINFLD"} <= regions and None not in regions
+
+
 def test_distance_zones():
     d = np.array([0, 0.2, 0.5, 0.51, 1.0, 1.5, 20, 20.5, 50, 51, 100, 101, 300, 301])
     assert schema.distance_zone(d).tolist() == [0, 1, 1, 2, 2, 3, 21, 22, 27, 28, 32, 33, 40, 41]

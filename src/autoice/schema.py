@@ -4,11 +4,13 @@ Every variable name, dimension, dtype, fill value, class table, grid ratio and
 file-name pattern of the dataset lives here (see ``shared/spec/ai4arctic-format.md``).
 Code, generators and tests import these constants; nothing else retypes them.
 This module holds constants and tiny pure helpers only: no I/O beyond reading the
-packaged scaling statistics.
+packaged scaling statistics and the official test-scene list.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import re
 from dataclasses import dataclass
@@ -207,6 +209,11 @@ class SceneName:
         """Acquisition month 1..12."""
         return int(self.start[4:6])
 
+    @property
+    def season(self) -> str:
+        """Season of the ice cycle (:data:`SEASONS`)."""
+        return season(self.month)
+
 
 def parse_raw_name(name: str) -> SceneName | None:
     """Raw file name -> its scene name parts, or None if it does not follow the pattern."""
@@ -224,6 +231,11 @@ def chart_region(raw_name: str) -> str | None:
         return None
     parts = m["chart"].split("_")
     return (parts[0] if m["service"] == "cis" else parts[1]) if len(parts) > 1 else None
+
+
+def parse_scene_key(key: str) -> SceneName | None:
+    """Scene key (``20180124T194759_dmi``) -> parts, or None if it does not follow the pattern."""
+    return parse_rtt_name(key + RTT_SUFFIX)
 
 
 def parse_rtt_name(name: str) -> SceneName | None:
@@ -245,6 +257,54 @@ def scene_key(rtt_name: str) -> str:
 def submission_variable(key: str, chart: str) -> str:
     """Name of a scene's chart variable in ``upload_package.nc``."""
     return f"{key}_{chart}"
+
+
+@lru_cache(maxsize=1)
+def official_test_scenes() -> tuple[str, ...]:
+    """Raw file names of the 20 official test scenes (the organisers' ``testset.json``), shipped with the package.
+
+    Their chart ids name the region (:func:`chart_region`), which the released reference files may not carry.
+    """
+    text = resources.files("autoice.resources").joinpath("official_test_scenes.csv").read_text()
+    rows = csv.DictReader(io.StringIO("".join(line for line in text.splitlines(True) if not line.startswith("#"))))
+    return tuple(r["raw_name"] for r in rows)
+
+
+# --------------------------------------------------------------------------- seasons
+#: Seasons of the charts' ice cycle -> their months, in order from December. Chosen for the chart regions
+#: (Greenland waters, Baffin Bay, Foxe Basin, Labrador, the Canadian Archipelago; spec physics.md section 5):
+#: ``winter`` Dec-Mar: ice grows to its March maximum, young and thin first-year ice, dry snow;
+#: ``melt`` Apr-Jun: from the maximum to break-up, thick first-year ice, melt onset (the south first: Labrador,
+#: Cape Farewell, Davis Strait); ``summer`` Jul-Sep: melt and the September minimum, mostly open water, thick
+#: first-year and old ice left, new ice only late in September; ``freeze-up`` Oct-Nov: new ice (peak October)
+#: and young ice.
+SEASONS: dict[str, tuple[int, ...]] = {
+    "winter": (12, 1, 2, 3),
+    "melt": (4, 5, 6),
+    "summer": (7, 8, 9),
+    "freeze-up": (10, 11),
+}
+_SEASON_OF_MONTH = {m: name for name, months in SEASONS.items() for m in months}
+
+
+def season(month: int) -> str:
+    """Month 1..12 -> its season name in :data:`SEASONS` (ValueError for another number)."""
+    try:
+        return _SEASON_OF_MONTH[month]
+    except KeyError:
+        raise ValueError(f"month must be 1..12, got {month!r}") from None
+
+
+def describe_seasons() -> str:
+    """The season months in words, for tables and help: ``winter Dec-Mar, melt Apr-Jun, ...``."""
+    import calendar
+
+    return ", ".join(f"{n} {calendar.month_abbr[m[0]]}-{calendar.month_abbr[m[-1]]}" for n, m in SEASONS.items())
+
+
+#: What scores can be grouped by: the chart's service, the S1 acquisition month and its season (from the
+#: scene name) and the chart's region (from the raw name, see :func:`chart_region`).
+GROUPINGS: tuple[str, ...] = ("service", "month", "season", "region")
 
 
 def coarse_shape_ok(n_full: int, n_coarse: int, cell: int) -> bool:

@@ -227,6 +227,24 @@ def test_missing_chart_scores_zero():
     assert pool([acc, other]).result().charts["FLOE"] == 0.0
 
 
+def test_empty_chart_is_nan_for_subsets_zero_otherwise():
+    t = np.arange(6, dtype=np.uint8).repeat(5)
+    acc = ScoreAccumulator()
+    acc.update("SIC", t, t)
+    acc.update("SOD", t, t)
+    acc.update("FLOE", np.full_like(t, FILL), t)  # nothing to score in FLOE
+    acc.mark_missing("SOD")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ScoreWarning)  # a subset's empty chart is silent
+        res = acc.result(empty_nan=True)
+    assert res.charts["SIC"] == 100.0 and res.charts["SOD"] == 0.0  # the missing rule still holds
+    assert np.isnan(res.charts["FLOE"]) and np.isnan(res.combined)
+    assert res.n_valid == {"SIC": 30, "SOD": 30, "FLOE": 0}
+    with pytest.warns(ScoreWarning, match="no valid reference pixel"):
+        official = acc.result()  # the whole test set keeps the 0-with-warning rule
+    assert official.charts["FLOE"] == 0.0 and official.combined == 40.0
+
+
 def test_input_validation():
     acc = ChartAccumulator("SOD")
     with pytest.raises(ValueError, match="differ in size"):

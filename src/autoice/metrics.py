@@ -336,18 +336,31 @@ class ScoreAccumulator:
             {c: self.charts[c].merge(other.charts[c]) for c in schema.CHARTS}, self.missing | other.missing
         )
 
-    def result(self) -> Scores:
-        """Rounded scores of everything accumulated."""
+    def result(self, *, empty_nan: bool = False) -> Scores:
+        """Rounded scores of everything accumulated.
+
+        Args:
+            empty_nan: a chart without any valid reference pixel scores NaN (and so does the combined
+                score), silently, instead of 0.0 with a :class:`ScoreWarning`. Meant for subsets of the
+                test set (one season, one region), where a chart with nothing to score is normal.
+        """
+        n_valid = {c: self.charts[c].n_valid for c in schema.CHARTS}
+        empty = [c for c in schema.CHARTS if not n_valid[c]] if empty_nan else []
         fractions = {
-            c: float("nan") if c in self.missing and not self.charts[c].n_valid else self.charts[c].score()
+            c: float("nan") if (c in self.missing or c in empty) and not n_valid[c] else self.charts[c].score()
             for c in schema.CHARTS
         }
-        return _assemble(fractions, {c: self.charts[c].n_valid for c in schema.CHARTS}, self.missing)
+        return _assemble(fractions, n_valid, self.missing, undefined=empty)
 
 
-def _assemble(fractions: Mapping[str, float], n_valid: Mapping[str, int], missing: Iterable[str]) -> Scores:
+def _assemble(
+    fractions: Mapping[str, float], n_valid: Mapping[str, int], missing: Iterable[str], undefined: Iterable[str] = ()
+) -> Scores:
     missing = tuple(c for c in schema.CHARTS if c in set(missing))
-    percents = {c: 0.0 if c in missing else to_percent(fractions[c]) for c in schema.CHARTS}
+    undefined = set(undefined)
+    percents = {
+        c: float("nan") if c in undefined else 0.0 if c in missing else to_percent(fractions[c]) for c in schema.CHARTS
+    }
     return Scores(
         charts=percents,
         combined=combined_score(*(percents[c] for c in schema.CHARTS)),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 
 import numpy as np
 import pytest
 import xarray as xr
 from click.testing import CliRunner
+from sklearn.metrics import f1_score
 
 from autoice import schema
 from autoice.cli.main import cli, main
@@ -157,3 +159,139 @@ def test_bad_files_are_one_line_errors(case, capsys, command):
         main([command, str(junk), option, str(tmp / "empty")])
     out, err = capsys.readouterr()
     assert "Traceback" not in err and "no " in err and "scenes found" in err
+
+
+# ----------------------------------------------------------------------------- --by
+CIS_RAW = ("S1A_EW_GRDM_1SDH_20200505T050505_20200505T050605_032462_03C2C2_ABCD_icechart_cis_SGRDIFOXE_"
+           "20200505T0500Z_pl_a.nc")  # fmt: skip
+GROUPS = {  # scene key -> (service, month, season); 20180124T194759_dmi is an official test scene (SouthEast)
+    "20180124T194759_dmi": ("dmi", "01", "winter"),
+    "20190301T101010_cis": ("cis", "03", "winter"),
+    "20200505T050505_cis": ("cis", "05", "melt"),
+}
+
+
+def _write_reference(ref_dir, key, charts, **attrs):
+    ds = xr.Dataset({c: (schema.FULL_DIMS, a) for c, a in charts.items()}, attrs={"scene_id": key, **attrs})
+    write_netcdf(ds, ref_dir / f"{key}{schema.REFERENCE_SUFFIX}")
+
+
+def _valid(truth, keys, chart):
+    return sum(int((truth[k][chart] != schema.CHART_FILL).sum()) for k in keys)
+
+
+def test_score_by_groups_equal_each_group_scored_alone(case):
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--by", "service", "--by", "season", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert list(data["by"]) == ["service", "season"]
+    assert list(data["by"]["service"]) == ["cis", "dmi"] and list(data["by"]["season"]) == ["winter", "melt"]
+    for column, grouping in ((0, "service"), (2, "season")):
+        groups = data["by"][grouping]
+        for label, g in groups.items():
+            keys = sorted(k for k, v in GROUPS.items() if v[column] == label)
+            assert g["scenes"] == keys and g["n_scenes"] == len(keys)
+            # the official metric on the group's scenes alone (scikit-learn on their concatenated pixels)
+            exp = _expected({k: truth[k] for k in keys}, {k: preds[k] for k in keys})
+            assert {c: g[c] for c in exp} == exp, (grouping, label)
+            assert g["valid_pixels"] == {c: _valid(truth, keys, c) for c in schema.CHARTS}
+            assert g["missing"] == []
+        for chart in schema.CHARTS:  # groups partition the scenes: counts add up to the overall ones
+            assert sum(g["valid_pixels"][chart] for g in groups.values()) == data["valid_pixels"][chart]
+        assert sum(g["n_scenes"] for g in groups.values()) == data["n_scenes"]
+    # and the same figures as `autoice score` on a reference folder holding only that group's scenes
+    alone = tmp / "cis_only"
+    for key in (k for k, v in GROUPS.items() if v[0] == "cis"):
+        _write_reference(alone, key, truth[key])
+    solo = json.loads(_run(["score", str(sub), "--reference", str(alone), "--json"]).stdout)
+    cis = data["by"]["service"]["cis"]
+    assert {k: cis[k] for k in ("SIC", "SOD", "FLOE", "combined", "valid_pixels", "n_scenes")} == {
+        k: solo[k] for k in ("SIC", "SOD", "FLOE", "combined", "valid_pixels", "n_scenes")
+    }
+
+
+def test_score_by_text_tables_in_order(case):
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--by", "month", "--by", "season", "--by", "month"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines.count("By month") == 1  # a repeated grouping is shown once
+    start = lines.index("By month")
+    assert [line.split()[:3] for line in lines[start + 2 : start + 5]] == [["01", "Jan", "1"], ["03", "Mar", "1"],
+                                                                          ["05", "May", "1"]]  # fmt: skip
+    assert "By season (winter Dec-Mar, melt Apr-Jun, summer Jul-Sep, freeze-up Oct-Nov)" in lines
+    winter = next(line for line in lines if line.startswith("winter "))
+    keys = [k for k, v in GROUPS.items() if v[2] == "winter"]
+    exp = _expected({k: truth[k] for k in keys}, {k: preds[k] for k in keys})
+    assert winter.split()[1:6] == ["2", *(f"{exp[c]:.3f}" for c in (*schema.CHARTS, "combined"))]
+    assert winter.split()[6] == f"{_valid(truth, keys, 'SIC'):,}"
+
+
+def test_score_by_region_from_attribute_and_official_list(case):
+    tmp, ref_dir, truth, preds = case
+    _write_reference(ref_dir, "20200505T050505_cis", truth["20200505T050505_cis"], original_id=CIS_RAW)
+    # an original_id naming another scene is not believed: that scene's region stays unknown
+    _write_reference(ref_dir, "20190301T101010_cis", truth["20190301T101010_cis"], original_id=CIS_RAW)
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--by", "region", "--json"])
+    assert result.exit_code == 0, result.output
+    regions = json.loads(result.stdout)["by"]["region"]
+    assert {label: g["scenes"] for label, g in regions.items()} == {
+        "SGRDIFOXE": ["20200505T050505_cis"],  # from the file's original_id
+        "SouthEast": ["20180124T194759_dmi"],  # from the official test-scene list
+        "unknown": ["20190301T101010_cis"],
+    }
+    assert list(regions) == ["SGRDIFOXE", "SouthEast", "unknown"]
+
+
+def test_score_by_group_without_valid_pixels_is_nan_and_missing_scores_zero(case):
+    tmp, ref_dir, truth, preds = case
+    key = "20180124T194759_dmi"  # the only dmi scene
+    truth[key]["FLOE"][:] = schema.CHART_FILL
+    _write_reference(ref_dir, key, truth[key])
+    del preds["20190301T101010_cis"]["SOD"]
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--by", "service", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    dmi, cis = data["by"]["service"]["dmi"], data["by"]["service"]["cis"]
+    assert dmi["FLOE"] is None and dmi["combined"] is None and dmi["valid_pixels"]["FLOE"] == 0
+    t, p = truth[key]["SOD"], preds[key]["SOD"]
+    sod = f1_score(t[t != schema.CHART_FILL], p[t != schema.CHART_FILL], average="weighted")
+    assert dmi["SOD"] == float(np.round(sod * 100, 3))
+    assert cis["SOD"] == 0.0 and cis["missing"] == ["SOD"] and math.isfinite(cis["combined"])
+    assert data["FLOE"] == cis["FLOE"] and math.isfinite(data["combined"])  # the overall score is unchanged
+    text = _run(["score", str(sub), "--reference", str(ref_dir), "--by", "service"]).stdout
+    dmi_row = next(line for line in text.splitlines() if line.startswith("dmi "))
+    assert dmi_row.split()[4:6] == ["nan", "nan"]
+    cis_row = next(line for line in text.splitlines() if line.startswith("cis "))
+    assert cis_row.endswith("(missing: SOD scored 0)")
+
+
+def test_score_by_unknown_grouping_is_a_usage_error(case):
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    result = _run(["score", str(sub), "--reference", str(ref_dir), "--by", "year"])
+    assert result.exit_code == 2
+    assert "Invalid value for '--by': 'year' is not one of 'service', 'month', 'season', 'region'" in result.output
+
+
+def test_report_by_season_table(case, capsys):
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    out = tmp / "report.html"
+    with pytest.raises(SystemExit) as exit_:
+        main(["report", "--prediction", str(sub), "--reference", str(ref_dir), "-o", str(out), "--max-scenes", "0",
+              "--by", "season"])  # fmt: skip
+    assert exit_.value.code == 0, capsys.readouterr().err
+    page = out.read_text()
+    table = page[page.index('id="by-season"') :].split("</table>")[0]
+    rows = table.split("</tr>")
+    assert 'winter</td><td title="20180124T194759_dmi, 20190301T101010_cis">2</td>' in rows[1]
+    keys = [k for k, v in GROUPS.items() if v[2] == "melt"]
+    exp = _expected({k: truth[k] for k in keys}, {k: preds[k] for k in keys})
+    assert "".join(f"<td>{exp[c]:.3f}</td>" for c in (*schema.CHARTS, "combined")) in rows[2]
+    assert "freeze-up Oct-Nov" in page and 'id="by-region"' not in page

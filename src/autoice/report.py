@@ -1,10 +1,11 @@
 """One self-contained HTML page about a submission: scores, per-class figures, confusion matrices, maps.
 
 The page is what a person reads after ``autoice score``: the official scores (computed by
-:func:`autoice.submission.score_submission`, so they equal the score command's), a row per
-scene, precision / recall / F1 per class, confusion matrices and, per scene, the reference
-beside the prediction with an error map. Images are PNGs embedded as base64 data URIs and the
-CSS is inline, so the single file can be mailed or archived. It is written atomically.
+:func:`autoice.submission.score_submission`, so they equal the score command's), optionally the
+same scores per group of scenes (service, month, season, region), a row per scene, precision /
+recall / F1 per class, confusion matrices and, per scene, the reference beside the prediction with
+an error map. Images are PNGs embedded as base64 data URIs and the CSS is inline, so the single
+file can be mailed or archived. It is written atomically.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import datetime as _dt
 import html
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,7 @@ from autoice.errors import SubmissionError
 
 if TYPE_CHECKING:
     from autoice.metrics import ScoreAccumulator, Scores
-    from autoice.submission import ScoreReport
+    from autoice.submission import SceneGroup, ScoreReport
 
 PathLike = str | os.PathLike[str]
 
@@ -90,6 +91,25 @@ def _scene_table(scenes: dict[str, ScoreAccumulator], mapped: set[str]) -> str:
     return '<table class="scenes">' + "".join(rows) + "</table>"
 
 
+def _group_table(grouping: str, groups: list[SceneGroup]) -> str:
+    """One row per group: scenes, the four scores (a dash where a chart has no valid pixel) and valid pixels."""
+    head = "".join(f"<th>{c}</th>" for c in (*schema.CHARTS, "combined"))
+    head += "".join(f"<th>{c} pixels</th>" for c in schema.CHARTS)
+    rows = [f'<tr><th class="l">{grouping}</th><th>scenes</th>{head}<th class="l">missing</th></tr>']
+    for g in groups:
+        res = g.scores
+        cells = []
+        for chart in (*schema.CHARTS, "combined"):
+            v = res.combined if chart == "combined" else res.charts[chart]
+            cls = ' class="zero"' if chart in res.missing else ""
+            cells.append(f"<td{cls}>{_num(v)}</td>" if math.isfinite(v) else "<td>\u2013</td>")
+        pixels = "".join(f"<td>{res.n_valid[c]:,}</td>" for c in schema.CHARTS)
+        scenes = html.escape(", ".join(g.keys))
+        rows.append(f'<tr><td class="l">{html.escape(g.label)}</td><td title="{scenes}">{len(g.keys)}</td>'
+                    f'{"".join(cells)}{pixels}<td class="l">{", ".join(res.missing)}</td></tr>')  # fmt: skip
+    return f'<table class="groups" id="by-{grouping}">' + "".join(rows) + "</table>"
+
+
 def _class_table(acc: ScoreAccumulator, chart: str) -> str:
     """Precision / recall / F1 / support per class; a dash where a figure is undefined (class never seen)."""
     st = acc.charts[chart].per_class()
@@ -121,6 +141,7 @@ def write_report(
     out_html: PathLike,
     *,
     max_scenes: int | None = None,
+    by: Iterable[str] = (),
     progress: bool = False,
 ) -> Path:
     """Score ``prediction`` against ``reference`` and write one self-contained HTML page.
@@ -130,6 +151,8 @@ def write_report(
         reference: ``*_prep_reference.nc`` files, RTT files with charts, or folders of them.
         out_html: the page to write (atomically).
         max_scenes: draw maps of the first N scenes only (all scenes are scored and tabled).
+        by: groupings (:data:`autoice.schema.GROUPINGS`) to add a table of scores per group for
+            (:func:`autoice.submission.score_groups`).
         progress: progress bar on stderr while drawing maps.
 
     Returns:
@@ -138,11 +161,15 @@ def write_report(
     from tqdm import tqdm
 
     from autoice.plots import confusion_figure, figure_png
-    from autoice.submission import score_submission
+    from autoice.submission import score_groups, score_submission
 
     sub = Path(prediction)
     if max_scenes is not None and max_scenes < 0:
         raise ValueError(f"max_scenes must be >= 0, got {max_scenes}")
+    by = tuple(dict.fromkeys(by))
+    unknown = [g for g in by if g not in schema.GROUPINGS]
+    if unknown:
+        raise ValueError(f"unknown grouping(s) {unknown}; expected some of {schema.GROUPINGS}")
     report = score_submission(sub, list(reference))
     n_missing_scenes = sum(len(acc.missing) == len(schema.CHARTS) for acc in report.scenes.values())
     if n_missing_scenes == len(report.scenes):
@@ -156,7 +183,8 @@ def write_report(
     for key in tqdm(keys, desc="maps", unit="scene", disable=not progress, leave=False):
         maps[key] = _scene_map(sub, key, report.references[key])
     cms = {c: figure_png(confusion_figure(pooled.charts[c].confusion_matrix(), c)) for c in schema.CHARTS}
-    page = _page(report, res, sub, reference, maps, cms)
+    groups = {g: score_groups(report, g) for g in by}
+    page = _page(report, res, sub, reference, maps, cms, groups)
     target = Path(out_html)
     with atomic_output(target) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -165,7 +193,7 @@ def write_report(
 
 def _page(
     report: ScoreReport, res: Scores, sub: Path, reference: Sequence[PathLike], maps: dict[str, bytes],
-    cms: dict[str, bytes],
+    cms: dict[str, bytes], groups: dict[str, list[SceneGroup]],
 ) -> str:  # fmt: skip
     from autoice import __version__
 
@@ -188,6 +216,15 @@ def _page(
         "<h2>Score</h2>",
         "<p>All scenes pooled, pixels whose reference is masked (255) left out, as the challenge server scored.</p>",
         _overall_table(res),
+    ]
+    for grouping, rows in groups.items():
+        note = f"; seasons: {schema.describe_seasons()}" if grouping == "season" else ""
+        parts += [
+            f"<h2>Score by {grouping}</h2>",
+            f"<p>Each group's scenes pooled as above; \u2013 = no valid reference pixel in the group{esc(note)}.</p>",
+            _group_table(grouping, rows),
+        ]
+    parts += [
         "<h2>Scenes</h2>",
         _scene_table(report.scenes, set(maps)),
         "<h2>Per class (all scenes)</h2>",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ import numpy as np
 from autoice import schema
 from autoice.atomic import AtomicNetCDF
 from autoice.errors import SceneError, SubmissionError
-from autoice.metrics import ScoreAccumulator, pool
+from autoice.metrics import ScoreAccumulator, Scores, pool
 
 PathLike = str | os.PathLike[str]
 
@@ -30,6 +30,7 @@ COMPLEVEL = 1  #: zlib level of the official upload package
 _KEY = re.compile(r"^\d{8}T\d{6}_(?:cis|dmi)$")
 _VARIABLE = re.compile(r"^(?P<key>\d{8}T\d{6}_(?:cis|dmi))_(?P<chart>" + "|".join(schema.CHARTS) + r")$")
 _BLOCK_PIXELS = 4_000_000  # pixels per streamed row block
+UNKNOWN_REGION = "unknown"  #: region group of scenes whose chart region cannot be told
 
 
 def dims_of(variable: str) -> tuple[str, str]:
@@ -417,3 +418,87 @@ def _run(jobs: list[tuple[Any, ...]], progress: bool) -> list[ScoreAccumulator]:
     from tqdm import tqdm
 
     return [_score_scene(*job) for job in tqdm(jobs, desc="scoring", unit="scene", disable=not progress, leave=False)]
+
+
+# ----------------------------------------------------------------------------- groups
+@dataclass(frozen=True)
+class SceneGroup:
+    """The official score of a subset of the scenes (one service, month, season or region)."""
+
+    label: str  #: the group's value: ``cis``, ``03``, ``winter``, ``SGRDIEA``, ``unknown``...
+    keys: tuple[str, ...]  #: its scenes
+    scores: Scores  #: pooled over ``keys`` as the overall score is; a chart with no valid pixel is NaN
+
+
+def scene_region(key: str, reference: PathLike) -> str:
+    """Region of a scene's ice chart (``SGRDIEA``, ``NorthEast``...), or :data:`UNKNOWN_REGION`.
+
+    Read from the raw file name in the reference file's ``original_id`` attribute (written by
+    ``prepare`` and by the organisers into RTT files), else from the official test-scene list (the
+    released ``_prep_reference.nc`` files may not carry attributes). A name of another scene is ignored.
+    """
+    candidates: list[str] = []
+    try:
+        with _open_nc(reference) as nc:
+            if "original_id" in nc.ncattrs():
+                raw = str(nc.getncattr("original_id"))
+                candidates.append(raw if raw.endswith(".nc") else raw + ".nc")
+    except SubmissionError:
+        pass  # scoring read it already; an unreadable attribute only loses the region
+    candidates += schema.official_test_scenes()
+    for raw in candidates:
+        name = schema.parse_raw_name(raw)
+        if name is not None and name.key == key:
+            region = schema.chart_region(raw)
+            if region:
+                return region
+    return UNKNOWN_REGION
+
+
+def _group_order(grouping: str) -> Callable[[str], Any]:
+    """Sort key of a grouping's labels: services, seasons in schema order; months, regions by text."""
+    if grouping == "service":
+        return lambda label: (schema.SERVICES.index(label), label)
+    if grouping == "season":
+        return lambda label: list(schema.SEASONS).index(label)
+    return lambda label: (label == UNKNOWN_REGION, label.casefold())  # months are zero-padded: text order = 1..12
+
+
+def scene_labels(report: ScoreReport, grouping: str) -> dict[str, str]:
+    """Scene key -> its label under ``grouping`` (one of :data:`autoice.schema.GROUPINGS`)."""
+    if grouping not in schema.GROUPINGS:
+        raise ValueError(f"unknown grouping {grouping!r}; expected one of {schema.GROUPINGS}")
+    labels = {}
+    for key, reference in report.references.items():
+        if grouping == "region":
+            labels[key] = scene_region(key, reference)
+            continue
+        name = schema.parse_scene_key(key)
+        if name is None:  # find_references only yields keys of the pattern
+            raise ValueError(f"scene key {key!r} does not follow <YYYYMMDDTHHMMSS>_<cis|dmi>")
+        labels[key] = {"service": name.service, "month": f"{name.month:02d}", "season": name.season}[grouping]
+    return labels
+
+
+def score_groups(report: ScoreReport, grouping: str) -> list[SceneGroup]:
+    """The official score per group of scenes: their per-scene statistics pooled, as for all scenes.
+
+    Args:
+        report: the result of :func:`score_submission`.
+        grouping: ``service``, ``month`` (``01``..``12``, of the S1 start time), ``season``
+            (:data:`autoice.schema.SEASONS`) or ``region`` (:func:`scene_region`).
+
+    Returns:
+        One :class:`SceneGroup` per label present, in a natural order (services and seasons as in the
+        schema, months 1..12, regions by name with ``unknown`` last). Scores follow the official rules
+        (a chart missing in any scene of the group scores 0) except that a chart with no valid
+        reference pixel in the group is NaN rather than 0.
+    """
+    labels = scene_labels(report, grouping)
+    members: dict[str, list[str]] = {}
+    for key in report.scenes:
+        members.setdefault(labels[key], []).append(key)
+    return [
+        SceneGroup(label, tuple(members[label]), pool(report.scenes[k] for k in members[label]).result(empty_nan=True))
+        for label in sorted(members, key=_group_order(grouping))
+    ]

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from autoice import schema
+
 
 @click.command("report")
 @click.option("--prediction", required=True, type=click.Path(path_type=Path), help="The upload_package.nc.")
@@ -15,12 +17,18 @@ import click
               help="HTML file to write.")  # fmt: skip
 @click.option("--max-scenes", type=click.IntRange(min=0), default=None,
               help="Draw maps of the first N scenes only (all are scored). Default: all.")  # fmt: skip
-def command(prediction: Path, reference: tuple[Path, ...], out: Path, max_scenes: int | None) -> None:
+@click.option("--by", "by", multiple=True, type=click.Choice(schema.GROUPINGS),
+              help="Add a table of scores per service, month, season or region (as `autoice score --by`). "
+                   "Repeatable.")  # fmt: skip
+def command(
+    prediction: Path, reference: tuple[Path, ...], out: Path, max_scenes: int | None, by: tuple[str, ...]
+) -> None:
     """Write one HTML page: score table, per-scene scores and maps, per-class F1, confusion matrices.
 
-    Scores are those of `autoice score` (all scenes pooled). Images are embedded, so the page
-    is a single file. Prints the HTML path.
+    Scores are those of `autoice score` (all scenes pooled; with --by also per group). Images
+    are embedded, so the page is a single file. Prints the HTML path.
     """
     from autoice.report import write_report
 
-    click.echo(str(write_report(prediction, list(reference), out, max_scenes=max_scenes, progress=True)))
+    path = write_report(prediction, list(reference), out, max_scenes=max_scenes, by=by, progress=True)
+    click.echo(str(path))

@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from autoice import schema
+
 if TYPE_CHECKING:
-    from autoice.metrics import ScoreAccumulator
-    from autoice.submission import ScoreReport
+    from autoice.metrics import ScoreAccumulator, Scores
+    from autoice.submission import SceneGroup, ScoreReport
 
 _METRIC = {"SIC": "R2 x100 (class indices)", "SOD": "weighted F1 x100", "FLOE": "weighted F1 x100"}
 
@@ -33,6 +35,9 @@ _METRIC = {"SIC": "R2 x100 (class indices)", "SOD": "weighted F1 x100", "FLOE": 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the bootstrap.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for scores.json, per_class.csv and confusion-matrix PNGs.")  # fmt: skip
+@click.option("--by", "by", multiple=True, type=click.Choice(schema.GROUPINGS),
+              help="Also score each group of scenes: by service, month, season (winter Dec-Mar, melt "
+                   "Apr-Jun, summer Jul-Sep, freeze-up Oct-Nov) or region (of the chart). Repeatable.")  # fmt: skip
 def command(
     submission: Path,
     reference: tuple[Path, ...],
@@ -41,12 +46,15 @@ def command(
     n_boot: int,
     seed: int,
     out_dir: Path | None,
+    by: tuple[str, ...],
 ) -> None:
     """Score SUBMISSION (upload_package.nc) as the challenge server did.
 
     Per chart, reference pixels of 255 are dropped and all scenes pooled: SIC R2 on class
     indices, SOD and FLOE weighted F1, each x100 rounded to 3 decimals; combined =
     (2 SIC + 2 SOD + FLOE) / 5. A chart missing (or unusable) for any scene scores 0.
+    With --by, each group's scenes are pooled the same way (a chart with no valid pixel
+    in a group is nan).
     """
     from autoice.submission import score_submission
 
@@ -55,7 +63,9 @@ def command(
         click.echo(f"warning: {line}; its chart scores 0 (as on the challenge server)", err=True)
     for name in report.extra:
         click.echo(f"warning: {name}: in the submission but matches no reference scene (ignored)", err=True)
-    summary = build_summary(report, per_scene=per_scene or out_dir is not None, n_boot=n_boot, seed=seed)
+    summary = build_summary(
+        report, per_scene=per_scene or out_dir is not None, n_boot=n_boot, seed=seed, by=tuple(dict.fromkeys(by))
+    )
     if out_dir is not None:
         write_outputs(report, summary, out_dir)
         click.echo(f"wrote {out_dir}/scores.json, per_class.csv and confusion PNGs", err=True)
@@ -78,13 +88,27 @@ def _finite(obj: Any) -> Any:
 
 
 def _scores(acc: ScoreAccumulator) -> dict[str, Any]:
-    res = acc.result()
+    return _as_dict(acc.result())
+
+
+def _as_dict(res: Scores) -> dict[str, Any]:
     return {**res.as_dict(), "valid_pixels": res.n_valid, "missing": list(res.missing)}
 
 
-def build_summary(report: ScoreReport, *, per_scene: bool, n_boot: int, seed: int) -> dict[str, Any]:
-    """The JSON-ready result: official scores first, then details."""
+def _group_dict(group: SceneGroup) -> dict[str, Any]:
+    return {"n_scenes": len(group.keys), **_as_dict(group.scores), "scenes": list(group.keys)}
+
+
+def build_summary(
+    report: ScoreReport, *, per_scene: bool, n_boot: int, seed: int, by: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The JSON-ready result: official scores first, then details.
+
+    ``by`` adds ``summary["by"][grouping][label]``: the group's scores, valid pixels, missing
+    charts and scenes (see :func:`autoice.submission.score_groups`).
+    """
     from autoice.metrics import bootstrap
+    from autoice.submission import score_groups
 
     summary: dict[str, Any] = _scores(report.pooled)
     summary["n_scenes"] = len(report.scenes)
@@ -93,6 +117,8 @@ def build_summary(report: ScoreReport, *, per_scene: bool, n_boot: int, seed: in
     if n_boot:
         ci = bootstrap(list(report.scenes.values()), n_boot, seed=seed)
         summary["bootstrap"] = {"n": n_boot, "seed": seed, "level": 0.95, **{k: list(v) for k, v in ci.items()}}
+    if by:
+        summary["by"] = {g: {grp.label: _group_dict(grp) for grp in score_groups(report, g)} for g in by}
     if per_scene:
         summary["per_scene"] = {key: _scores(acc) for key, acc in report.scenes.items()}
     return summary
@@ -102,10 +128,28 @@ def _fmt(x: float) -> str:
     return f"{x:8.3f}" if math.isfinite(x) else f"{'nan':>8}"
 
 
-def format_table(summary: dict[str, Any], *, per_scene: bool) -> str:
-    """Readable text: overall scores per chart, optional CIs, optional per-scene rows."""
-    from autoice import schema
+def format_groups(grouping: str, groups: dict[str, dict[str, Any]]) -> list[str]:
+    """Text rows of one grouping: scenes, scores and valid pixels per group (nan = no valid pixel)."""
+    import calendar
 
+    names = {k: f"{k} {calendar.month_abbr[int(k)]}" for k in groups} if grouping == "month" else {k: k for k in groups}
+    width = max(len(grouping), *map(len, names.values())) + 2
+    title = f"By {grouping}" + (f" ({schema.describe_seasons()})" if grouping == "season" else "")
+    head = f"{grouping:<{width}}{'scenes':>6}" + "".join(f"{c:>10}" for c in (*schema.CHARTS, "combined"))
+    head += "".join(f"{c + ' pixels':>14}" for c in schema.CHARTS)
+    lines = [title, head]
+    for label, g in groups.items():
+        row = f"{names[label]:<{width}}{g['n_scenes']:>6}"
+        row += "".join(f"  {_fmt(g[c])}" for c in (*schema.CHARTS, "combined"))
+        row += "".join(f"{g['valid_pixels'][c]:>14,}" for c in schema.CHARTS)
+        if g["missing"]:
+            row += f"  (missing: {', '.join(g['missing'])} scored 0)"
+        lines.append(row)
+    return lines
+
+
+def format_table(summary: dict[str, Any], *, per_scene: bool) -> str:
+    """Readable text: overall scores per chart, optional CIs, optional groups, optional per-scene rows."""
     boot = summary.get("bootstrap")
     head = f"{'chart':<9}{'score':>8}  {'metric':<24}{'valid pixels':>14}"
     if boot:
@@ -121,6 +165,8 @@ def format_table(summary: dict[str, Any], *, per_scene: bool) -> str:
             lo, hi = boot[chart]
             row += f"  {'[' + format(lo, '.3f') + ', ' + format(hi, '.3f') + ']':>28}"
         lines.append(row)
+    for grouping, groups in summary.get("by", {}).items():
+        lines += ["", *format_groups(grouping, groups)]
     if per_scene and "per_scene" in summary:
         lines += ["", f"{'scene':<22}" + "".join(f"{c:>10}" for c in (*schema.CHARTS, "combined"))]
         for key, s in summary["per_scene"].items():
@@ -132,7 +178,6 @@ def write_outputs(report: ScoreReport, summary: dict[str, Any], out_dir: Path) -
     """``scores.json``, ``per_class.csv`` and ``confusion_<chart>.png`` in ``out_dir`` (each atomic)."""
     import csv
 
-    from autoice import schema
     from autoice.atomic import atomic_output
 
     out_dir.mkdir(parents=True, exist_ok=True)

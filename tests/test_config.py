@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from autoice import schema
-from autoice.config import config_from_dict, load_config, parse_override, preset_names, save_config
+from autoice.config import AugmentConfig, config_from_dict, load_config, parse_override, preset_names, save_config
 from autoice.errors import ConfigError
 
 
@@ -23,9 +23,27 @@ def test_presets_ship_and_match_the_recipes():
         10, "regression", "sgd", "cosine_warm_restarts")
     assert mm.train.task_weights == {"SIC": 1.0, "SOD": 3.0, "FLOE": 3.0}
     assert (mm.train.epochs, mm.train.batches_per_epoch, mm.train.batch_size) == (300, 500, 16)
-    assert mm.augment.flip and mm.augment.rot90 and mm.augment.scale == [0.9, 1.1] and mm.augment.cutmix > 0
+    assert mm.augment.flip and not mm.augment.rot90 and mm.augment.scale == [0.9, 1.1] and mm.augment.cutmix > 0
+    assert (mm.augment.rotation, mm.augment.rotation_prob, mm.augment.scale_prob, mm.augment.resample,
+            mm.augment.cutmix, mm.augment.cutmix_mode) == (90, 0.5, 0.5, "nearest", 0.5, "batch")
+    assert (mm.data.sampling, mm.data.coarse_registration, mm.data.val_rule, mm.data.val_resolution,
+            mm.train.whole_scene) == ("uniform", "starter", "official", "model", True)
+    assert (base.data.sampling, base.data.coarse_registration, base.data.val_rule, base.data.val_resolution,
+            base.train.whole_scene) == ("uniform", "starter", "starter", "full", True)
+    assert base.augment == AugmentConfig()  # the starter kit does not augment
     demo = load_config("demo")
     assert demo.data.inputs == mm.data.inputs and demo.model.sic_mode == "regression"
+
+
+def test_demo_keeps_todays_behaviour():
+    """The recipe switches default to what demo did before them (demo is re-tuned separately)."""
+    demo = load_config("demo")
+    assert (demo.data.sampling, demo.data.coarse_registration, demo.data.val_rule, demo.data.val_resolution) == (
+        "valid_centred", "exact", "fraction", "full")
+    assert (demo.augment.flip, demo.augment.rot90, demo.augment.rotation, demo.augment.scale,
+            demo.augment.scale_prob, demo.augment.resample, demo.augment.cutmix, demo.augment.cutmix_mode) == (
+        True, True, 0, [0.9, 1.1], 1.0, "bilinear", 0.5, "sample")
+    assert demo.train.whole_scene is False and demo.train.amp is True
 
 
 def test_overrides_are_typed():
@@ -47,6 +65,16 @@ def test_overrides_are_typed():
     ("train.optimizer=rmsprop", "train.optimizer: must be adam or sgd"),
     ("data.patch_size=100", "data.patch_size: must be divisible by"),
     ("augment.scale=[1.2, 0.8]", "augment.scale"),
+    ("data.val_rule=random", "data.val_rule: must be one of fraction, official, starter"),
+    ("data.sampling=centred", "data.sampling: must be valid_centred or uniform"),
+    ("data.coarse_registration=loose", "data.coarse_registration: must be exact or starter"),
+    ("data.val_resolution=800m", "data.val_resolution: must be full or model"),
+    ("augment.rotation=200", "augment.rotation: must be in [0, 180]"),
+    ("augment.rotation_prob=2", "augment.rotation_prob: must be a probability"),
+    ("augment.scale_prob=-1", "augment.scale_prob: must be a probability"),
+    ("augment.resample=bicubic", "augment.resample: must be bilinear or nearest"),
+    ("augment.cutmix_mode=pair", "augment.cutmix_mode: must be sample or batch"),
+    ("train.whole_scene=maybe", "train.whole_scene: expected bool"),
 ])
 def test_override_errors(override, message):
     with pytest.raises(ConfigError) as err:

@@ -24,6 +24,8 @@ from autoice.errors import ConfigError
 #: Input channels derived from a scene rather than stored in it.
 DERIVED_INPUTS: tuple[str, ...] = ("latitude", "longitude", "month")
 VALID_INPUTS: tuple[str, ...] = (*schema.INPUT_VARIABLES, *DERIVED_INPUTS)
+#: Validation split rules (see ``DataConfig.val_rule``).
+VAL_RULES: tuple[str, ...] = ("fraction", "official", "starter")
 
 
 @dataclass
@@ -34,6 +36,20 @@ class DataConfig:
     downscale: int = 1  #: 1 = 80 m; 10 = 800 m (inputs and labels by nearest neighbour)
     patch_size: int = 256  #: square patch side, in pixels at the downscaled resolution
     val_fraction: float = 0.1  #: share of scenes held out (seeded) when no --val-data is given
+    #: which scenes validate when no --val-data is given: ``fraction`` (seeded ``val_fraction`` hold-out),
+    #: ``official`` (MMSeaIce's 17 scenes of valset2.json when all are in the data, else ``fraction``),
+    #: ``starter`` (the starter kit's 10 scenes drawn with numpy seed 0 from the official list order)
+    val_rule: str = "fraction"
+    #: where validation is scored: ``full`` (predictions upsampled to the 80 m charts) or ``model``
+    #: (at the model's resolution, against labels downscaled by nearest neighbour, as MMSeaIce does)
+    val_resolution: str = "full"
+    #: patch placement: ``valid_centred`` (scene weighted by valid area, window around a valid pixel,
+    #: clipped) or ``uniform`` (scene uniform, top-left corner uniform, redraw while the window holds
+    #: <= 1 valid SIC pixel: the starter kit and MMSeaIce)
+    sampling: str = "valid_centred"
+    #: 2 km inputs in training patches: ``exact`` (in register with the 80 m grid) or ``starter`` (the
+    #: patch's whole 2 km cells stretched to the patch by nearest neighbour, up to a cell out of register)
+    coarse_registration: str = "exact"
     cache_dtype: str = "float16"  #: dtype of the cached inputs: float16 or float32
     num_workers: int = 0  #: DataLoader worker processes
 
@@ -44,8 +60,17 @@ class AugmentConfig:
 
     flip: bool = False  #: random horizontal/vertical flips
     rot90: bool = False  #: random +-90 degree rotations
+    #: arbitrary rotation: integer angle uniform in [-rotation, rotation - 1] degrees; 0 = off
+    rotation: int = 0
+    rotation_prob: float = 0.5  #: probability that a sample gets the arbitrary rotation
     scale: list[float] = field(default_factory=list)  #: [min, max] random rescale factor; [] = off
+    #: probability of a random factor in ``scale``; otherwise the factor is ``scale[1]`` (MMSeaIce)
+    scale_prob: float = 1.0
+    resample: str = "bilinear"  #: interpolation of inputs when resampling: bilinear or nearest (labels: nearest)
     cutmix: float = 0.0  #: probability of CutMix between two patches of a batch
+    #: ``sample`` (each sample its own draw and box, partner another sample) or ``batch`` (one draw and one
+    #: box for the whole batch, partners by a random permutation, self-pairs possible: MMSeaIce)
+    cutmix_mode: str = "sample"
 
 
 @dataclass
@@ -71,11 +96,13 @@ class TrainConfig:
     restart_epochs: int = 20  #: cosine warm restarts period (epochs)
     task_weights: dict[str, float] = field(default_factory=lambda: {"SIC": 1.0, "SOD": 1.0, "FLOE": 1.0})
     grad_clip: float = 0.0  #: max gradient norm; 0 = off
-    amp: bool = True  #: mixed precision when on CUDA (ignored on CPU)
+    amp: bool = True  #: mixed precision when on CUDA (ignored on CPU); bf16 if supported, else fp16 + GradScaler
     seed: int = 0
     val_every: int = 1  #: validate every N epochs (and after the last)
     time_budget_min: float = 0.0  #: stop after the epoch that passes this many minutes of training; 0 = off
     device: str = "auto"  #: auto, cpu, cuda, cuda:N
+    #: validation runs each scene through the network in one pass (the source kits); else 1024 px tiles
+    whole_scene: bool = False
 
 
 @dataclass
@@ -281,6 +308,16 @@ def validate_config(cfg: Config) -> None:
         (not cfg.augment.scale or (len(cfg.augment.scale) == 2 and 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]),
          "augment.scale", "must be [] or [min, max] with 0 < min <= max"),
         (0.0 <= cfg.augment.cutmix <= 1.0, "augment.cutmix", "must be a probability in [0, 1]"),
+        (cfg.data.val_rule in VAL_RULES, "data.val_rule", f"must be one of {', '.join(VAL_RULES)}"),
+        (cfg.data.val_resolution in ("full", "model"), "data.val_resolution", "must be full or model"),
+        (cfg.data.sampling in ("valid_centred", "uniform"), "data.sampling", "must be valid_centred or uniform"),
+        (cfg.data.coarse_registration in ("exact", "starter"), "data.coarse_registration",
+         "must be exact or starter"),
+        (0 <= cfg.augment.rotation <= 180, "augment.rotation", "must be in [0, 180] degrees (0 = off)"),
+        (0.0 <= cfg.augment.rotation_prob <= 1.0, "augment.rotation_prob", "must be a probability in [0, 1]"),
+        (0.0 <= cfg.augment.scale_prob <= 1.0, "augment.scale_prob", "must be a probability in [0, 1]"),
+        (cfg.augment.resample in ("bilinear", "nearest"), "augment.resample", "must be bilinear or nearest"),
+        (cfg.augment.cutmix_mode in ("sample", "batch"), "augment.cutmix_mode", "must be sample or batch"),
     ]  # fmt: skip
     for ok, key, why in checks:
         if not ok:

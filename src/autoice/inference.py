@@ -82,7 +82,7 @@ def predict_scene(
     *,
     sic_mode: str,
     device: torch.device | str = "cpu",
-    tile: int = 1024,
+    tile: int | None = 1024,
     overlap: int = 64,
     tta: bool = False,
     amp: bool = False,
@@ -95,7 +95,8 @@ def predict_scene(
         inputs: (C, h, w) model-resolution inputs (float32 or float16).
         sic_mode: ``classification`` or ``regression``.
         device: where the networks run.
-        tile: tile side in pixels.
+        tile: tile side in pixels; None = the whole scene in one forward pass (the source kits'
+            validation: no seams, and the network sees the whole context of every pixel).
         overlap: overlap between neighbouring tiles, blended with linear ramps.
         tta: also average the four flips (test-time augmentation).
         amp: autocast on CUDA.
@@ -106,6 +107,8 @@ def predict_scene(
         m.eval()
     dev = torch.device(device)
     _, h, w = inputs.shape
+    if tile is None:
+        tile = max(h, w)
     k = channels_per_chart(sic_mode)
     regression = sic_mode == "regression"
     row_tiles, col_tiles = tiles(h, tile, overlap), tiles(w, tile, overlap)

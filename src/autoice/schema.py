@@ -170,6 +170,22 @@ def global_meanstd() -> dict[str, tuple[float, float]]:
     return {name: (float(raw[name]["mean"]), float(raw[name]["std"])) for name in INPUT_VARIABLES}
 
 
+@lru_cache(maxsize=1)
+def official_scenes() -> dict[str, tuple[str, ...]]:
+    """Official scene lists shipped with the package, as scene keys.
+
+    ``dataset``: the 512 training scenes in the order of the starter kit's ``datalists/dataset.json``
+    (the order its seeded validation draw depends on); ``valset2``: MMSeaIce's 17 validation scenes
+    (``datalists/valset2.json``).
+    """
+    raw = json.loads(resources.files("autoice.resources").joinpath("official_scenes.json").read_text())
+    return {"dataset": tuple(raw["dataset"]), "valset2": tuple(raw["valset2"])}
+
+
+#: Validation scenes the starter kit's quickstart draws (``np.random.seed(0)``, ``choice`` of 10).
+STARTER_VAL_SCENES = 10
+STARTER_VAL_SEED = 0
+
 # --------------------------------------------------------------------------- names
 RAW_NAME = re.compile(
     r"^(?P<product>(?P<mission>S1[A-D])_EW_GRD[MH]_1SD[HV]_(?P<start>\d{8}T\d{6})_(?P<stop>\d{8}T\d{6})"

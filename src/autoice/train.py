@@ -93,12 +93,9 @@ def init_distributed(device: str) -> Dist:
 
 def split_scenes(files: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
     """Seeded hold-out: the same files and seed always give the same split."""
-    if val_fraction <= 0 or len(files) < 2:
-        return list(files), []
-    n_val = min(len(files) - 1, max(1, round(val_fraction * len(files))))
-    order = np.random.default_rng(seed).permutation(len(files))
-    val = sorted(files[i] for i in order[:n_val])
-    return sorted(files[i] for i in order[n_val:]), val
+    from autoice.splits import fraction_split
+
+    return fraction_split(files, val_fraction, seed)
 
 
 def dataset_fingerprint(files: list[Path]) -> str:
@@ -171,7 +168,11 @@ def _scene_files(data: Any, kind: SceneKind) -> list[Path]:
 
 def validate_model(model: torch.nn.Module, cfg: Config, scenes: list[Any], device: torch.device,
                    *, amp: bool = False) -> tuple[dict[str, float], dict[str, np.ndarray] | None]:  # fmt: skip
-    """Official metric over full validation scenes (predictions upsampled to 80 m vs. the 80 m charts).
+    """Official metric over full validation scenes.
+
+    ``cfg.data.val_resolution``: ``full`` scores predictions upsampled to 80 m against the 80 m
+    charts; ``model`` scores at the model's resolution against the cached (nearest-downscaled)
+    labels, as MMSeaIce does. ``cfg.train.whole_scene`` runs each scene in one forward pass.
 
     Returns the scores (``SIC``, ``SOD``, ``FLOE``, ``combined``, percent) and the first scene's
     80 m prediction (for pictures).
@@ -184,13 +185,17 @@ def validate_model(model: torch.nn.Module, cfg: Config, scenes: list[Any], devic
     first = None
     for cs in scenes:
         classes = predict_scene(model, np.asarray(cs.inputs), sic_mode=cfg.model.sic_mode, device=device,
-                                amp=amp).classes  # fmt: skip
+                                amp=amp, tile=None if cfg.train.whole_scene else 1024).classes  # fmt: skip
+        if cfg.data.val_resolution == "model" and cs.labels is not None:
+            for i, chart in enumerate(schema.CHARTS):
+                acc.update(chart, np.asarray(cs.labels[i]), classes[chart])
         with open_scene(cs.path, SceneKind.TRAIN, check_values=False) as ds:
             shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
             pred = {}
             for chart in schema.CHARTS:
                 pred[chart] = upsample_to(shape, classes[chart], cfg.data.downscale)
-                acc.update(chart, np.asarray(ds[chart].values), pred[chart])
+                if cfg.data.val_resolution != "model" or cs.labels is None:
+                    acc.update(chart, np.asarray(ds[chart].values), pred[chart])
         if first is None:
             first = pred
     return acc.result().as_dict(), first
@@ -250,8 +255,14 @@ def train(
     files = _scene_files(data, SceneKind.TRAIN)
     if val_data is not None:
         train_files, val_files = files, _scene_files(val_data, SceneKind.TRAIN)
+        val_rule = f"validation: the {len(val_files)} scenes of the given validation data"
     else:
-        train_files, val_files = split_scenes(files, cfg.data.val_fraction, seed)
+        from autoice.splits import validation_split
+
+        train_files, val_files, val_rule = validation_split(files, cfg.data.val_rule,
+                                                            val_fraction=cfg.data.val_fraction, seed=seed)  # fmt: skip
+    if d.main:
+        tqdm.write(val_rule, file=sys.stderr)
     cache = Path(cache_dir) if cache_dir is not None else work / "cache"
     if d.main:
         work.mkdir(parents=True, exist_ok=True)
@@ -291,7 +302,8 @@ def train(
         tracker = Tracker(work, run_id=run_id, run_name=f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}",
                           tags={"mlflow.source.git.commit": git_commit(), "dataset_fingerprint": fingerprint,
                                 "preset": cfg.preset, "n_train_scenes": str(len(train_files)),
-                                "n_val_scenes": str(len(val_files)), "world_size": str(d.world_size)})  # fmt: skip
+                                "n_val_scenes": str(len(val_files)), "world_size": str(d.world_size),
+                                "validation_rule": val_rule})  # fmt: skip
         tracker.log_params(cfg.flat())
         tracker.log_artifact(work / "config.yaml")
     loader = make_loader(train_cached, cfg.data, batch_size=cfg.train.batch_size, seed=seed, rank=d.rank,

@@ -1,11 +1,21 @@
 """Training patches sampled from the memory-mapped cache, fed by DataLoader workers.
 
-A patch is drawn in three steps, each without rejection: a scene with probability proportional to
-its valid-label area, a valid label pixel of that scene uniformly (the k-th valid pixel, found
-through the per-row valid counts stored with the cache and one row of labels), then the patch
-window placed at a random offset around that pixel and clipped to the scene. So every patch holds
-at least one valid label and no time is spent on retries, however sparse the labels are.
-Scenes smaller than the patch are padded (inputs 0, labels 255).
+Two ways to place a patch (``DataConfig.sampling``):
+
+- ``valid_centred`` (ours): three steps, each without rejection: a scene with probability
+  proportional to its valid-label area, a valid label pixel of that scene uniformly (the k-th valid
+  pixel, found through the per-row valid counts stored with the cache and one row of labels), then
+  the patch window placed at a random offset around that pixel and clipped to the scene. Every
+  patch holds at least one valid label and no time is spent on retries, however sparse the labels.
+- ``uniform`` (the starter kit and MMSeaIce): a scene uniformly, a top-left corner uniformly in
+  ``[0, side - patch)`` per axis (numpy's exclusive upper bound: the last corner is never drawn),
+  both redrawn while the window holds at most one valid SIC pixel. Windows touch the scene edges
+  far less often than with ``valid_centred``.
+
+Scenes smaller than the patch are padded (inputs 0, labels 255). With
+``DataConfig.coarse_registration = "starter"`` the 2 km channels of a patch are rebuilt the starter
+kit's way: the whole 2 km cells from the one holding the patch's first pixel on, ``ceil(patch / cell)``
+of them, stretched to the patch by nearest neighbour, which puts them up to one cell out of register.
 """
 
 from __future__ import annotations
@@ -33,6 +43,23 @@ def _window(n: int, centre: int, size: int, offset: int) -> tuple[int, int, int,
     return s0, s1, s0 - start, s1 - start
 
 
+#: Redraws of a ``uniform`` window before giving up (a scene set with almost no valid SIC pixel).
+MAX_UNIFORM_TRIES = 100_000
+
+
+def starter_cells(corner: int, patch: int, downscale: int) -> np.ndarray:
+    """2 km cell shown at each patch row (or column) by the starter kit's crop, along one axis.
+
+    The crop takes the cells from ``floor(corner / cell)`` on, ``ceil(patch / cell)`` of them, with
+    ``cell = 25 / downscale`` model pixels, and stretches them to ``patch`` pixels by nearest
+    neighbour (pixel ``i`` <- cell ``floor(i * n / patch)``). In register, pixel ``i`` would show
+    cell ``floor((corner + i) / cell)``.
+    """
+    first = corner * downscale // schema.CELL_RTT
+    n = -(-patch * downscale // schema.CELL_RTT)
+    return first + (np.arange(patch) * n) // patch
+
+
 def _tensor(view: np.ndarray) -> torch.Tensor:
     """Zero-copy tensor over a (read-only) memory-map view; only ever read."""
     with warnings.catch_warnings():
@@ -56,10 +83,13 @@ class PatchDataset(IterableDataset):
         length: patches per epoch for this rank (None = endless).
         batch_size: with ``length``, workers split the epoch in whole batches of this size so a
             DataLoader yields exactly ``ceil(length / batch_size)`` batches.
+        sampling: ``valid_centred`` or ``uniform`` (see the module docstring).
+        coarse_registration: ``exact`` or ``starter`` (see the module docstring).
     """
 
     def __init__(self, scenes: Sequence[CachedScene], patch_size: int, *, seed: int, rank: int = 0,
-                 world_size: int = 1, length: int | None = None, batch_size: int = 1) -> None:  # fmt: skip
+                 world_size: int = 1, length: int | None = None, batch_size: int = 1,
+                 sampling: str = "valid_centred", coarse_registration: str = "exact") -> None:  # fmt: skip
         super().__init__()
         self.scenes = [s for s in scenes if s.labels is not None and s.valid > 0]
         if not self.scenes:
@@ -71,6 +101,11 @@ class PatchDataset(IterableDataset):
         self.length = length
         self.batch_size = max(1, int(batch_size))
         self.epoch = 0
+        if sampling not in ("valid_centred", "uniform"):
+            raise ValueError(f"sampling must be valid_centred or uniform, got {sampling!r}")
+        if coarse_registration not in ("exact", "starter"):
+            raise ValueError(f"coarse_registration must be exact or starter, got {coarse_registration!r}")
+        self.sampling, self.coarse_registration = sampling, coarse_registration
         valid = np.array([s.valid for s in self.scenes], dtype=np.float64)
         self.weights = valid / valid.sum()
         self._cum_rows = [np.cumsum(self._valid_rows(s)) for s in self.scenes]
@@ -139,6 +174,44 @@ class PatchDataset(IterableDataset):
 
     def sample_into(self, rng: np.random.Generator, x: torch.Tensor, y: torch.Tensor) -> None:
         """Draw one patch into ``x`` (C, p, p) float32 and ``y`` (3, p, p) int64."""
+        if self.sampling == "uniform":
+            s, top, left = self._uniform_window(rng)
+        else:
+            s, top, left = self._centred_window(rng)
+        scene = self.scenes[s]
+        labels = scene.labels
+        if labels is None:  # filtered in __init__
+            raise AssertionError(f"{scene.path}: scene without labels in the training stream")
+        p = self.patch_size
+        _, h, w = labels.shape
+        r0, r1, c0, c1 = max(top, 0), min(top + p, h), max(left, 0), min(left + p, w)
+        dr0, dr1, dc0, dc1 = r0 - top, r1 - top, c0 - left, c1 - left
+        if (r1 - r0, c1 - c0) != (p, p):  # scene smaller than the patch
+            x.fill_(schema.INPUT_FILL)
+            y.fill_(schema.CHART_FILL)
+        # torch converts float16 -> float32 with F16C, ~10x faster than numpy's astype
+        x[:, dr0:dr1, dc0:dc1].copy_(_tensor(scene.inputs[:, r0:r1, c0:c1]))
+        y[:, dr0:dr1, dc0:dc1].copy_(_tensor(labels[:, r0:r1, c0:c1]))
+        if self.coarse_registration == "starter":
+            self._starter_coarse(scene, max(top, 0), max(left, 0), x)
+
+    def _uniform_window(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        """(scene, top, left): uniform scene and corner, redrawn while <= 1 SIC pixel is valid."""
+        p = self.patch_size
+        for _ in range(MAX_UNIFORM_TRIES):
+            s = int(rng.integers(len(self.scenes)))
+            labels = self.scenes[s].labels
+            if labels is None:
+                raise AssertionError("scene without labels in the training stream")
+            _, h, w = labels.shape
+            top = int(rng.integers(h - p)) if h > p else 0
+            left = int(rng.integers(w - p)) if w > p else 0
+            if np.count_nonzero(np.asarray(labels[0, top : top + p, left : left + p]) != schema.CHART_FILL) > 1:
+                return s, top, left
+        raise AutoiceError(f"training data: no patch with more than one valid SIC pixel in {MAX_UNIFORM_TRIES} draws")
+
+    def _centred_window(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        """(scene, top, left): valid-area-weighted scene, window around a uniform valid pixel."""
         s = int(rng.choice(len(self.scenes), p=self.weights))
         scene, cum = self.scenes[s], self._cum_rows[s]
         labels = scene.labels
@@ -151,14 +224,27 @@ class PatchDataset(IterableDataset):
         col = int(cols[k - before])
         p = self.patch_size
         _, h, w = labels.shape
-        r0, r1, dr0, dr1 = _window(h, row, p, int(rng.integers(p)))
-        c0, c1, dc0, dc1 = _window(w, col, p, int(rng.integers(p)))
-        if (r1 - r0, c1 - c0) != (p, p):  # scene smaller than the patch
-            x.fill_(schema.INPUT_FILL)
-            y.fill_(schema.CHART_FILL)
-        # torch converts float16 -> float32 with F16C, ~10x faster than numpy's astype
-        x[:, dr0:dr1, dc0:dc1].copy_(_tensor(scene.inputs[:, r0:r1, c0:c1]))
-        y[:, dr0:dr1, dc0:dc1].copy_(_tensor(labels[:, r0:r1, c0:c1]))
+        r0, _, dr0, _ = _window(h, row, p, int(rng.integers(p)))
+        c0, _, dc0, _ = _window(w, col, p, int(rng.integers(p)))
+        return s, r0 - dr0, c0 - dc0
+
+    def _starter_coarse(self, scene: CachedScene, top: int, left: int, x: torch.Tensor) -> None:
+        """Overwrite the 2 km channels of ``x`` with the starter kit's stretched crop (see :func:`starter_cells`).
+
+        The cache holds the 2 km channels in register, so cell ``k`` is read at its first model pixel
+        ``ceil(25 k / d)``; cells past the scene's pixels are 0, as the source pads them.
+        """
+        idx = [i for i, c in enumerate(scene.channels) if c in schema.COARSE_VARIABLES]
+        if not idx:
+            return
+        p, d = self.patch_size, scene.downscale
+        _, h, w = scene.inputs.shape
+        rows = -(-schema.CELL_RTT * starter_cells(top, p, d) // d)
+        cols = -(-schema.CELL_RTT * starter_cells(left, p, d) // d)
+        block = np.asarray(scene.inputs[np.ix_(idx, np.minimum(rows, h - 1), np.minimum(cols, w - 1))], np.float32)
+        block[:, rows >= h, :] = schema.INPUT_FILL
+        block[:, :, cols >= w] = schema.INPUT_FILL
+        x[idx] = torch.from_numpy(block)
 
 
 def _empty(shape: tuple[int, ...], dtype: torch.dtype, shared: bool) -> torch.Tensor:
@@ -199,6 +285,7 @@ def make_loader(scenes: Sequence[CachedScene], data_cfg: DataConfig, *, batch_si
     patches = PatchDataset(
         scenes, data_cfg.patch_size, seed=seed, rank=rank, world_size=world_size,
         length=None if batches is None else batches * batch_size, batch_size=batch_size,
+        sampling=data_cfg.sampling, coarse_registration=data_cfg.coarse_registration,
     )  # fmt: skip
     workers = data_cfg.num_workers
     return DataLoader(

@@ -497,6 +497,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (2 seeds x 3 + 2 scenes of 200 x 224)")
     ap.add_argument("--json", type=Path, default=None, help="write every figure here")
     ap.add_argument("--unet", action="store_true", help="also train and score the demo preset U-Net")
+    ap.add_argument("--no-baselines", action="store_true",
+                    help="tables (a) and (b) only: marginals and composition, in a minute or two")  # fmt: skip
     ap.add_argument("--unet-set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for the U-Net (repeatable), e.g. train.epochs=2")  # fmt: skip
     args = ap.parse_args()
@@ -555,6 +557,10 @@ def main() -> None:
     total_sic = sum(int(s.counts["SIC"].sum()) for s in summaries)
     print(f"\nsynthetic: {unsupported} of {total_sic} valid SIC pixels ({_pct(unsupported / max(1, total_sic))}) "
           "lie where the SAR has no data (no real figure)")  # fmt: skip
+
+    if args.no_baselines:
+        print(f"\ntime: synth {timings['synth']:.0f} s, read {timings['read']:.0f} s")
+        return
 
     # (c)
     t0 = time.perf_counter()

@@ -363,6 +363,22 @@ def test_composition_follows_the_real_set():
         assert (s.service, s.start.month) == (s.real.service, s.real.month) and s.region in s.raw_name
 
 
+def test_every_small_set_holds_the_real_mix():
+    """Any 4 seeds x 15 scenes (a realism-sized set) meet issue 8's mix bounds: herding, not luck."""
+    from autoice.realstats import composition, real_scenes
+    from autoice.synth.specs import template_of
+
+    real = composition(real_scenes())
+    for first in range(0, 400, 20):
+        mine = composition([real_scenes()[template_of(first + k, i)] for k in range(4) for i in range(15)])
+        for key in ("service", "region", "month"):
+            got, want = getattr(mine, key), getattr(real, key)
+            assert max(abs(got.get(k, 0) - v) for k, v in want.items()) <= 0.05, (first, key)
+        assert abs(mine.water_ge95 - real.water_ge95) <= 0.08 and abs(mine.water_le5 - real.water_le5) <= 0.08
+    # and the sequence uses the whole real set, not a favourite few
+    assert len({template_of(s, i) for s in range(8) for i in range(64)}) > 350
+
+
 def test_scenes_reproduce_their_template(truth_scenes):
     """Water share and masked share of each scene's chart follow the real scene it copies."""
     for spec, scene in truth_scenes:

@@ -79,6 +79,12 @@ class ModelConfig:
 
     filters: list[int] = field(default_factory=lambda: [16, 32, 64, 64])  #: channels per encoder level
     sic_mode: str = "classification"  #: classification (11 classes, CE) or regression (1 channel, MSE)
+    #: inference: pixels of context read around every tile, mirrored beyond the scene's edge, and cropped
+    #: from the output; 0 = the source kits' plain pass with the network's zero padding at the edges
+    edge_margin: int = 0
+    #: inference: SIC = 0 where the SOD and FLOE heads both give open water at least this probability
+    #: (the heads agree on water); 0 = off, as in the source kits
+    water_rule: float = 0.0
 
 
 @dataclass
@@ -308,6 +314,8 @@ def validate_config(cfg: Config) -> None:
         (not cfg.augment.scale or (len(cfg.augment.scale) == 2 and 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]),
          "augment.scale", "must be [] or [min, max] with 0 < min <= max"),
         (0.0 <= cfg.augment.cutmix <= 1.0, "augment.cutmix", "must be a probability in [0, 1]"),
+        (cfg.model.edge_margin >= 0, "model.edge_margin", "must be >= 0 pixels"),
+        (0.0 <= cfg.model.water_rule <= 1.0, "model.water_rule", "must be a probability in [0, 1] (0 = off)"),
         (cfg.data.val_rule in VAL_RULES, "data.val_rule", f"must be one of {', '.join(VAL_RULES)}"),
         (cfg.data.val_resolution in ("full", "model"), "data.val_resolution", "must be full or model"),
         (cfg.data.sampling in ("valid_centred", "uniform"), "data.sampling", "must be valid_centred or uniform"),

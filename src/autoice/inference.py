@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,6 +41,38 @@ def _ramp(n: int, overlap: int) -> np.ndarray:
 def _window(h: int, w: int, overlap_h: int, overlap_w: int) -> np.ndarray:
     """Blending weights: 1 in the middle, linear ramps over the overlap at the edges."""
     return np.outer(_ramp(h, overlap_h), _ramp(w, overlap_w))
+
+
+def _reflect(index: np.ndarray, n: int) -> np.ndarray:
+    """Indices mirrored into ``0..n-1`` (edge pixel not repeated, like ``np.pad(mode="reflect")``)."""
+    if n == 1:
+        return np.zeros_like(index)
+    period = 2 * (n - 1)
+    index = np.abs(index) % period
+    return np.where(index >= n, period - index, index)
+
+
+def _tile_inputs(inputs: np.ndarray, r0: int, r1: int, c0: int, c1: int, margin: int) -> np.ndarray:
+    """Rows r0..r1 and columns c0..c1 with ``margin`` pixels of context on every side.
+
+    Context comes from the scene where it exists and is mirrored beyond the array edge, so a pixel at
+    the edge of the scene sees the same kind of surroundings as one inside it instead of the network's
+    zero padding (which made a frame of wrong SIC along every edge). Only the tile is copied.
+    """
+    h, w = inputs.shape[1:]
+    if margin <= 0:
+        return np.ascontiguousarray(inputs[:, r0:r1, c0:c1], dtype=np.float32)
+    rows = _reflect(np.arange(r0 - margin, r1 + margin), h)
+    cols = _reflect(np.arange(c0 - margin, c1 + margin), w)
+    lo_r, hi_r = max(r0 - margin, 0), min(r1 + margin, h)
+    lo_c, hi_c = max(c0 - margin, 0), min(c1 + margin, w)
+    block = np.asarray(inputs[:, lo_r:hi_r, lo_c:hi_c], dtype=np.float32)  # one contiguous read of a memmap
+    return np.ascontiguousarray(block[:, rows - lo_r][:, :, cols - lo_c])
+
+
+def model_options(cfg: Any) -> dict[str, Any]:
+    """The inference settings a training config fixes for its model (``predict_scene`` keywords)."""
+    return {"sic_mode": cfg.model.sic_mode, "margin": cfg.model.edge_margin, "water_rule": cfg.model.water_rule}
 
 
 def channels_per_chart(sic_mode: str) -> dict[str, int]:
@@ -87,6 +120,8 @@ def predict_scene(
     tta: bool = False,
     amp: bool = False,
     uncertainty: bool = False,
+    margin: int = 0,
+    water_rule: float = 0.0,
 ) -> SceneOutput:
     """Classes for a whole scene (and optionally uncertainty), with bounded memory.
 
@@ -101,6 +136,10 @@ def predict_scene(
         tta: also average the four flips (test-time augmentation).
         amp: autocast on CUDA.
         uncertainty: also return per-pixel uncertainty maps.
+        margin: pixels of extra context read around every tile (mirrored beyond the scene's edge) and
+            cropped from its output; 0 = the bare tile with the network's zero padding.
+        water_rule: when > 0, SIC is set to 0 (open water) wherever both the SOD and the FLOE head give
+            open water at least this probability: the heads then agree on water (0 = off).
     """
     nets = [models] if isinstance(models, torch.nn.Module) else list(models)
     for m in nets:
@@ -140,6 +179,9 @@ def predict_scene(
         if n <= 0:
             return
         wgt = weight[:n]
+        water = None
+        if water_rule > 0:
+            water = (acc["SOD"][0, :n] / wgt >= water_rule) & (acc["FLOE"][0, :n] / wgt >= water_rule)
         for c in schema.CHARTS:
             mean = acc[c][:, :n] / wgt
             if c == "SIC" and regression:
@@ -152,6 +194,8 @@ def predict_scene(
                     p = np.clip(mean, 1e-12, 1.0)
                     unc[c][lo:upto] = -(p * np.log(p)).sum(axis=0)
             acc[c] = acc[c][:, n:]
+        if water is not None:
+            classes["SIC"][lo:upto][water] = 0
         weight = weight[n:]
         if sq is not None:
             sq = sq[n:]
@@ -160,7 +204,8 @@ def predict_scene(
     for i, (r0, r1) in enumerate(row_tiles):
         grow(r1)
         for c0, c1 in col_tiles:
-            x = torch.from_numpy(np.ascontiguousarray(inputs[:, r0:r1, c0:c1], dtype=np.float32))[None].to(dev)
+            m = max(0, min(int(margin), h - 1, w - 1))
+            x = torch.from_numpy(_tile_inputs(inputs, r0, r1, c0, c1, m))[None].to(dev)
             win = _window(r1 - r0, c1 - c0, ov_h, ov_w)
             n_pass = 0
             summed: dict[str, np.ndarray] = {}
@@ -168,7 +213,7 @@ def predict_scene(
             for scores in _passes(nets, x, sic_mode, tta, amp):
                 n_pass += 1
                 for c, s in scores.items():
-                    arr = s[0].cpu().numpy()
+                    arr = s[0, :, m : m + r1 - r0, m : m + c1 - c0].cpu().numpy()
                     summed[c] = summed[c] + arr if c in summed else arr
                     if c == "SIC" and regression and uncertainty:
                         sic_sq = sic_sq + arr[0] ** 2 if sic_sq is not None else arr[0] ** 2

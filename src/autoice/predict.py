@@ -151,7 +151,7 @@ def predict(
     from tqdm import tqdm
 
     from autoice.data.inputs import scene_inputs, upsample_to
-    from autoice.inference import predict_scene
+    from autoice.inference import model_options, predict_scene
     from autoice.submission import SubmissionWriter, validate_submission
     from autoice.train import select_device
 
@@ -172,7 +172,7 @@ def predict(
             key = path.name[: schema.SCENE_KEY_LENGTH]
             tile = choose_tile(cfg, inputs.shape[1:], budget - BASE_MEMORY - inputs.nbytes,
                                max_tile=CPU_MAX_TILE if dev.type == "cpu" else 8192)  # fmt: skip
-            out = predict_scene(loaded.networks, inputs, sic_mode=cfg.model.sic_mode, device=dev, tile=tile,
+            out = predict_scene(loaded.networks, inputs, **model_options(cfg), device=dev, tile=tile,
                                 tta=tta, amp=dev.type == "cuda", uncertainty=uncertainty_dir is not None)  # fmt: skip
             del inputs
             for chart in schema.CHARTS:

@@ -178,14 +178,14 @@ def validate_model(model: torch.nn.Module, cfg: Config, scenes: list[Any], devic
     80 m prediction (for pictures).
     """
     from autoice.data.inputs import upsample_to
-    from autoice.inference import predict_scene
+    from autoice.inference import model_options, predict_scene
     from autoice.metrics import ScoreAccumulator
 
     acc = ScoreAccumulator()
     first = None
     for cs in scenes:
-        classes = predict_scene(model, np.asarray(cs.inputs), sic_mode=cfg.model.sic_mode, device=device,
-                                amp=amp, tile=None if cfg.train.whole_scene else 1024).classes  # fmt: skip
+        classes = predict_scene(model, np.asarray(cs.inputs), **model_options(cfg), device=device, amp=amp,
+                                tile=None if cfg.train.whole_scene else 1024).classes  # fmt: skip
         if cfg.data.val_resolution == "model" and cs.labels is not None:
             for i, chart in enumerate(schema.CHARTS):
                 acc.update(chart, np.asarray(cs.labels[i]), classes[chart])

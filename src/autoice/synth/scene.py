@@ -22,7 +22,7 @@ from autoice.errors import AutoiceError
 from autoice.synth import icechart, radiometer, sar, surface, weather
 from autoice.synth.fields import block_counts, noise, upsample
 from autoice.synth.icechart import N_SURF, Polygon, Targets
-from autoice.synth.specs import REGIONS, SceneSpec, rng, scene_specs, season
+from autoice.synth.specs import REGIONS, SceneSpec, rng, scene_quantiles, scene_specs, season
 
 #: Raw extent (pixels at 40 m) of a real scene side; smaller scenes are miniatures of it.
 FULL_EXTENT_PX = 10400
@@ -214,8 +214,9 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
     # ---- weather, ERA5, AMSR2 on the 2 km grid ---------------------------------------------------------------
     fr = block_counts(truth.surf, N_SURF, schema.CELL_RAW)
     nr, nc = fr.shape[:2]
-    wx_ = weather.make(rng_met, (nr, nc), month=month, lat=float(np.mean(region.lat)), zoom=zoom)
-    btemp = radiometer.brightness(rng_met, fr, wx_, month=month, zoom=zoom)
+    q = scene_quantiles(seed, spec.index)
+    wx_ = weather.make(rng_met, (nr, nc), month=month, lat=float(np.mean(region.lat)), zoom=zoom, quantiles=q)
+    btemp = radiometer.brightness(rng_met, fr, wx_, month=month, zoom=zoom, quantile=float(q[5]))
 
     # ---- SAR ---------------------------------------------------------------------------------------------------
     mean_dir = float(np.angle(np.mean(np.exp(1j * wx_.direction))))
@@ -237,8 +238,8 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
     if land_d.any():
         dist_km = ndimage.distance_transform_edt(~land_d).astype(np.float32) * np.float32(dstep * km_per_px)
         dist_km = np.repeat(np.repeat(dist_km, dstep, axis=0), dstep, axis=1)[:rows, :cols]
-    else:  # coast outside the scene: 80-700 km off one side
-        d0 = float(rng_geo.uniform(80, 700))
+    else:  # coast outside the scene: 120-800 km off one side
+        d0 = float(rng_geo.uniform(120, 800))
         ramp = np.linspace(0, cols * km_per_px, cols, dtype=np.float32)[None, :]
         dist_km = np.broadcast_to(d0 + (ramp if rng_geo.random() < 0.5 else ramp[:, ::-1]), shape)
     zones = schema.distance_zone(np.maximum(dist_km, 0.02)).astype(np.float32)

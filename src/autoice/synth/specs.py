@@ -3,8 +3,9 @@
 Every synthetic scene copies the *composition* of one real training scene (its template, a row of
 :func:`autoice.realstats.real_scenes`): service, region, month, the share of open water, the SIC class
 histogram, how much of the ice has a valid SOD and FLOE label and which classes, and the masked
-share. Templates are picked by a low-discrepancy sequence over the real scenes sorted by month,
-service and region, so a few dozen scenes come close to the real month, service and region mix.
+share. Templates follow one fixed sequence over the real scenes built by herding (see
+:func:`_template_sequence`), so every run of consecutive scenes holds close to the real service,
+region, month and water-share mix.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from autoice import schema
 from autoice.errors import AutoiceError
 from autoice.realstats import RealScene, real_scenes
 
-_GOLDEN = 0.6180339887498949  #: Weyl sequence step: consecutive scenes spread evenly over the templates
-_SEED_STRIDE = 64  #: scene index offset between consecutive seeds in that sequence
+_SEED_STRIDE = 64  #: scene index offset between consecutive seeds in the template sequence
+_SEQUENCE_LENGTH = 128 * _SEED_STRIDE  #: template compositions repeat every 128 seeds
+_REUSE_GAP = 256  #: a template is not used again within this many positions of the sequence
 
 
 @dataclass(frozen=True)
@@ -70,20 +72,11 @@ REGIONS: dict[str, dict[str, Region]] = {
 }  # fmt: skip
 
 
-def region_of(scene: RealScene) -> str:
-    """Our region name for a real scene.
-
-    Two CIS scenes are filed under DMI's "Qaanaaq"; CIS charts that area as part of its Eastern
-    Arctic region (SGRDIEA), and so do we.
-    """
-    return scene.region if scene.region in REGIONS[scene.service] else "SGRDIEA"
-
-
 @lru_cache(maxsize=1)
 def _region_months() -> dict[Region, tuple[int, ...]]:
     out: dict[Region, set[int]] = {}
     for s in real_scenes():
-        out.setdefault(REGIONS[s.service][region_of(s)], set()).add(s.month)
+        out.setdefault(REGIONS[s.service][s.region], set()).add(s.month)
     return {r: tuple(sorted(m)) for r, m in out.items()}
 
 
@@ -92,23 +85,56 @@ def season(month: int) -> int:
     return (month % 12) // 3
 
 
-@lru_cache(maxsize=1)
-def _template_order() -> tuple[int, ...]:
-    """Real scenes sorted so that an even spread over the list is an even spread over month/service/region.
+def _water_class(scene: RealScene) -> int:
+    """0: >= 95 % open water, 1: between, 2: <= 5 % open water, 3: no valid SIC pixel."""
+    w = scene.water_share()
+    if np.isnan(w):
+        return 3
+    return 0 if w >= 0.95 else (2 if w <= 0.05 else 1)
 
-    Month first: its twelve classes need the stratification most (service and region follow within).
+
+@lru_cache(maxsize=1)
+def _template_sequence() -> tuple[int, ...]:
+    """One fixed sequence of template indices whose every window of ~15 holds the real mix.
+
+    Herding (Welling 2009): each position takes the template whose one-hot features (service,
+    region, month, water-share class) bring the running sums closest to position x real mean, among
+    templates not used in the last ``_REUSE_GAP`` positions. Running-sum errors stay bounded, so any
+    window of consecutive positions is balanced on all four mixes at once; a Weyl sequence over a
+    sorted list balances only the first sort key (measured on 100 sets of 4 seeds x 15 scenes:
+    51 passed every mix bound of issue 8 with the Weyl sequence, 100 with herding).
     """
     scenes = real_scenes()
-    key = [(s.month, s.service, s.region, np.nan_to_num(s.water_share(), nan=2.0)) for s in scenes]
-    return tuple(sorted(range(len(scenes)), key=lambda i: key[i]))
+    regions = sorted({(s.service, s.region) for s in scenes})
+    services = sorted({s.service for s in scenes})
+    feats = np.array(
+        [
+            [s.service == v for v in services]
+            + [(s.service, s.region) == r for r in regions]
+            + [s.month == m for m in range(1, 13)]
+            + [_water_class(s) == c for c in range(4)]
+            for s in scenes
+        ],
+        np.float64,
+    )
+    mean, norm2 = feats.mean(0), (feats**2).sum(1)
+    total = np.zeros(feats.shape[1])
+    last_used = np.full(len(scenes), -_REUSE_GAP)
+    out = []
+    for t in range(_SEQUENCE_LENGTH):
+        cost = 2 * feats @ (total - (t + 1) * mean) + norm2  # |total + f - (t+1) mean|^2 up to a constant
+        cost[last_used > t - _REUSE_GAP] = np.inf
+        i = int(np.argmin(cost))
+        out.append(i)
+        total += feats[i]
+        last_used[i] = t
+    return tuple(out)
 
 
 def template_of(seed: int, index: int) -> int:
     """Index (into :func:`real_scenes`) of the real scene whose composition scene ``index`` copies."""
-    order = _template_order()
-    # one global Weyl sequence over (seed, index): consecutive seeds continue each other's spread
-    position = ((seed * _SEED_STRIDE + index) * _GOLDEN) % 1.0
-    return order[int(position * len(order))]
+    sequence = _template_sequence()
+    return sequence[(seed * _SEED_STRIDE + index) % len(sequence)]
 
 
 @dataclass(frozen=True)
@@ -135,6 +161,24 @@ class SceneSpec:
         return real_scenes()[self.template]
 
 
+#: Weyl steps of the scene-level quantile streams: fractional parts of sqrt of primes (pairwise independent).
+_QUANTILE_STEPS = tuple(float(np.sqrt(p) % 1.0) for p in (2, 3, 5, 7, 11, 13, 17, 19))
+
+
+def scene_quantiles(seed: int, index: int) -> np.ndarray:
+    """Stratified quantiles in (0, 1) for a scene's scene-wide random quantities (wind, vapour, cloud ...).
+
+    Scene-wide draws (one number per scene) dominate the sampling noise of a small set: 60 scenes drawn
+    independently move the pooled mean of an input by ~0.1 sd from set to set. Taking them instead from
+    Weyl sequences over the scene's position in the template sequence spreads every run of consecutive
+    scenes evenly over each distribution, as herding does for the composition.
+    """
+    position = seed * _SEED_STRIDE + index
+    offsets = np.arange(1, len(_QUANTILE_STEPS) + 1) / (len(_QUANTILE_STEPS) + 1)
+    q = (position * np.array(_QUANTILE_STEPS) + offsets) % 1.0
+    return np.clip(q, 1e-6, 1 - 1e-6)
+
+
 def rng(seed: int, index: int, stream: int) -> np.random.Generator:
     """Independent random stream per (seed, scene, purpose), so a scene never depends on the others."""
     return np.random.default_rng([int(seed), int(index), int(stream)])
@@ -144,7 +188,7 @@ def _draw_spec(index: int, *, height: int, width: int, seed: int) -> SceneSpec:
     r = rng(seed, index, 0)
     template = template_of(seed, index)
     real = real_scenes()[template]
-    service, region, month = real.service, region_of(real), real.month
+    service, region, month = real.service, real.region, real.month
     year = int(r.integers(2018, 2022))
     day = int(r.integers(1, 29))
     start = datetime(year, month, day, int(r.integers(0, 24)), int(r.integers(0, 60)), int(r.integers(0, 60)))

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, special
 
 from autoice.synth.fields import noise
 
@@ -35,9 +35,17 @@ class Weather:
     era5: dict[str, np.ndarray]  #: u10m_rotated, v10m_rotated, t2m, skt, tcwv, tclw
 
 
-def make(rng: np.random.Generator, grid: tuple[int, int], *, month: int, lat: float, zoom: float) -> Weather:
-    """Weather of one scene on the 2 km grid ``grid`` (miniature scenes shrink the synoptic scales)."""
+def make(rng: np.random.Generator, grid: tuple[int, int], *, month: int, lat: float, zoom: float,
+         quantiles: np.ndarray | None = None) -> Weather:  # fmt: skip
+    """Weather of one scene on the 2 km grid ``grid`` (miniature scenes shrink the synoptic scales).
+
+    ``quantiles`` (>= 5 values in (0, 1), see :func:`autoice.synth.specs.scene_quantiles`) set the
+    scene-wide draws (mean wind speed and direction, vapour, cloud, temperature anomaly); without
+    them they are drawn from ``rng``.
+    """
     nr, nc = grid
+    q = rng.uniform(1e-6, 1 - 1e-6, size=5) if quantiles is None else np.asarray(quantiles[:5], float)
+    z = special.ndtri(q)  # standard normal quantiles
     syn = max(2.0, 150 * zoom / 2)  # synoptic scale (cells): ~150 km at full size
     meso = max(1.0, 30 * zoom / 2)  # ERA5 resolution ~30 km
 
@@ -45,8 +53,8 @@ def make(rng: np.random.Generator, grid: tuple[int, int], *, month: int, lat: fl
         return noise(rng, grid, scale, octaves=octaves).astype(np.float64)
 
     # ---- wind: Weibull(k=2) scene mean (mean ~6.3 m/s, P§4), a front across the scene --------------------
-    mean_speed = max(1.0, float(6.8 * rng.weibull(2.0)))
-    direction = rng.uniform(0, 2 * np.pi) + 0.3 * field(syn)
+    mean_speed = max(1.0, float(6.8 * np.sqrt(-np.log1p(-q[0]))))  # Weibull(k=2) quantile
+    direction = 2 * np.pi * q[1] + 0.3 * field(syn)
     speed = mean_speed * np.exp(0.15 * field(meso, 3))
     if rng.random() < 0.4:  # a front: wind changes by 20-50 % over a few km along a line
         a = rng.uniform(0, 2 * np.pi)
@@ -57,13 +65,13 @@ def make(rng: np.random.Generator, grid: tuple[int, int], *, month: int, lat: fl
     speed = np.clip(speed, 0.2, 28.0)
     # ---- water vapour and clouds: skewed, rain cells in the liquid water ----------------------------------
     lat_warm = max(0.0, 66 - lat)
-    tcwv = _TCWV_MONTH[month - 1] * (1 + 0.04 * lat_warm) * np.exp(0.28 * rng.normal() + 0.15 * field(syn))
-    tclw = 0.014 * np.exp(0.9 * rng.normal() + 1.0 * field(meso, 3) - 0.3)
+    tcwv = _TCWV_MONTH[month - 1] * (1 + 0.04 * lat_warm) * np.exp(0.28 * z[2] + 0.15 * field(syn))
+    tclw = 0.009 * np.exp(1.3 * z[3] + 1.0 * field(meso, 3) - 0.3)
     cells = field(max(1.0, meso / 2), 1)  # convective/frontal cloud and rain cells, 0.2-0.5 kg m-2 (P§4)
     tclw = np.clip(tclw + np.where(cells > 1.2, 0.35 * (cells - 1.2), 0.0), 0, 1.0)
     # ---- temperatures: climatology of the month and latitude, a synoptic anomaly, colder land in winter ----
     t_clim = _T2M_MONTH[month - 1] - 0.5 * max(0.0, lat - 70) + 0.4 * lat_warm
-    t2m = t_clim + rng.normal(0, 3.5) + 2.0 * field(syn) + 0.6 * field(meso)
+    t2m = t_clim + 3.5 * z[4] + 2.0 * field(syn) + 0.6 * field(meso)
     winter = month in (11, 12, 1, 2, 3, 4)
     inversion = 1.5 if winter else (0.0 if month in (5, 10) else -1.5)  # skin below air over snow/ice, P§4
     skt = t2m - inversion + 1.2 * field(meso)

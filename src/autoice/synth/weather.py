@@ -65,8 +65,8 @@ def make(rng: np.random.Generator, grid: tuple[int, int], *, month: int, lat: fl
     speed = np.clip(speed, 0.2, 28.0)
     # ---- water vapour and clouds: skewed, rain cells in the liquid water ----------------------------------
     lat_warm = max(0.0, 66 - lat)
-    tcwv = _TCWV_MONTH[month - 1] * (1 + 0.04 * lat_warm) * np.exp(0.28 * z[2] + 0.15 * field(syn))
-    tclw = 0.009 * np.exp(1.3 * z[3] + 1.0 * field(meso, 3) - 0.3)
+    tcwv = 0.98 * _TCWV_MONTH[month - 1] * (1 + 0.04 * lat_warm) * np.exp(0.15 * z[2] + 0.25 * field(syn))
+    tclw = 0.005 * np.exp(1.0 * z[3] + 1.7 * field(meso, 3) - 0.3)
     cells = field(max(1.0, meso / 2), 1)  # convective/frontal cloud and rain cells, 0.2-0.5 kg m-2 (P§4)
     tclw = np.clip(tclw + np.where(cells > 1.2, 0.35 * (cells - 1.2), 0.0), 0, 1.0)
     # ---- temperatures: climatology of the month and latitude, a synoptic anomaly, colder land in winter ----

@@ -30,6 +30,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/realism.py
+	$(BIN)/python bench/skill.py
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/prepare.py
 	$(BIN)/python bench/score.py

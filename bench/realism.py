@@ -329,8 +329,13 @@ def run_baselines(train: list[ScenePixels], test: list[ScenePixels], boost_iter:
 
 
 # ----------------------------------------------------------------------------- U-Net
-def run_unet(args: argparse.Namespace, sets: list[SeedSet], overrides: list[str]) -> dict[str, Any]:
-    """Train the demo preset on all training scenes, predict and score every seed's test scenes."""
+def run_unet(args: argparse.Namespace, sets: list[SeedSet], overrides: list[str], preset: str = "demo",
+             work: Path | None = None) -> dict[str, Any]:  # fmt: skip
+    """Train ``preset`` on all training scenes, predict and score every seed's test scenes.
+
+    ``work`` is the run's folder (default WORKDIR/unet_<h>x<w>); the result's ``_history`` is the
+    training history (``TrainResult.history``).
+    """
     from autoice.config import load_config
     from autoice.predict import predict
     from autoice.submission import score_submission
@@ -347,23 +352,25 @@ def run_unet(args: argparse.Namespace, sets: list[SeedSet], overrides: list[str]
                 log(f"unet: {f.name} appears in two seeds; keeping the first")
                 continue
             link.symlink_to(f.resolve())
-    work = args.workdir / f"unet_{args.height}x{args.width}"
+    work = work if work is not None else args.workdir / f"unet_{args.height}x{args.width}"
     for stale in ("best.pt", "last.pt"):  # predict must not pick up an earlier run's checkpoint
         (work / "checkpoints" / stale).unlink(missing_ok=True)
-    cfg = load_config("demo", overrides=overrides)
+    cfg = load_config(preset, overrides=overrides)
     t0 = time.perf_counter()
     result = train(cfg, folder, work, progress=False)
     t_train = time.perf_counter() - t0
-    log(f"unet: trained in {t_train:.0f} s, best validation combined {result.best_score:.2f}")
+    log(f"unet {preset}: trained in {t_train:.0f} s, best validation combined {result.best_score:.2f}")
     accs: list[metrics.ScoreAccumulator] = []
     for s in sets:
+        if not s.test:  # a training-only seed
+            continue
         package = work / f"upload_package_seed{s.seed}.nc"
         predict(str(work), s.test, package, progress=False)
         by_key = score_submission(package, s.reference).scenes
         accs.extend(by_key[f.name[:19]] for f in s.test)  # the baselines' scene order, for paired resampling
     return {**score(accs, args.n_boot), "overrides": overrides, "train_seconds": round(t_train, 1),
             "seconds": round(time.perf_counter() - t0, 1), "best_val": result.best_score,
-            "_scenes": accs}  # fmt: skip
+            "_scenes": accs, "_history": result.history}  # fmt: skip
 
 
 def paired_margin(a: Sequence[metrics.ScoreAccumulator], b: Sequence[metrics.ScoreAccumulator], n_boot: int
@@ -611,7 +618,7 @@ def main() -> None:
             "marginals": marg,
             "composition": {"synthetic": asdict(syn), "real": asdict(real)},
             "unsupported_sic_pixels": unsupported,
-            "baselines": {k: {m: v for m, v in r.items() if m != "_scenes"} for k, r in results.items()},
+            "baselines": {k: {m: v for m, v in r.items() if not m.startswith("_")} for k, r in results.items()},
             "unet_margin_ci": margin_ci,
             "best_per_pixel": best,
             "training_pixels": n_sampled,

@@ -11,7 +11,7 @@ from autoice.errors import ConfigError
 
 
 def test_presets_ship_and_match_the_recipes():
-    assert preset_names() == ["baseline", "demo", "mmseaice"]
+    assert preset_names() == ["autoice", "baseline", "demo", "mmseaice"]
     base = load_config("baseline")
     assert base.data.inputs == list(schema.INPUT_VARIABLES)
     assert (base.model.filters, base.train.optimizer, base.train.lr) == ([16, 32, 64, 64], "adam", 1e-4)
@@ -83,7 +83,7 @@ def test_override_errors(override, message):
 
 
 def test_unknown_preset_and_file_errors(tmp_path):
-    with pytest.raises(ConfigError, match="unknown preset 'fast'; available: baseline, demo, mmseaice"):
+    with pytest.raises(ConfigError, match="unknown preset 'fast'; available: autoice, baseline, demo, mmseaice"):
         load_config("fast")
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(config_file=tmp_path / "missing.yaml")
@@ -107,3 +107,11 @@ def test_config_file_on_top_of_a_preset_and_round_trip(tmp_path):
     assert again.fingerprint("data") == cfg.fingerprint("data")
     assert load_config("demo").fingerprint("data") != cfg.fingerprint("data")
     assert cfg.flat()["train.epochs"] == 7
+
+
+def test_demo_is_autoice_cpu_sized():
+    """demo differs from autoice only in the size keys (the recipe pieces are the same)."""
+    size = {"preset", "data.downscale", "data.patch_size", "train.epochs", "train.batches_per_epoch",
+            "train.restart_epochs", "train.lr", "train.val_every"}  # fmt: skip
+    demo, ours = load_config("demo").flat(), load_config("autoice").flat()
+    assert {k for k in demo if demo[k] != ours[k]} == size

@@ -514,3 +514,18 @@ def test_floes_grow_away_from_the_ice_edge(truth_scenes):
         near.append(floe[ok & (dist <= cut)].mean())
         far.append(floe[ok & (dist > cut)].mean())
     assert len(near) >= 2 and np.mean(far) > np.mean(near), (near, far)
+
+
+def test_scene_wide_draws_are_stratified_across_a_set():
+    """Any 4 seeds x 15 scenes cover every scene-wide distribution evenly (deciles hold 6 +- 3 scenes).
+
+    Independent uniform draws would leave some decile with <= 2 or >= 10 scenes in most such sets."""
+    from autoice.synth.specs import scene_quantiles
+
+    for first in (0, 3000, 7000):
+        q = np.array([scene_quantiles(first + k, i) for k in range(4) for i in range(15)])[:, :6]  # the used ones
+        assert ((q > 0) & (q < 1)).all()
+        for stream in q.T:
+            counts = np.bincount((stream * 10).astype(int), minlength=10)
+            assert counts.min() >= 3 and counts.max() <= 9, (first, counts)
+        assert np.abs(np.corrcoef(q.T)[np.triu_indices(q.shape[1], 1)]).max() < 0.5  # streams not locked

@@ -52,7 +52,7 @@ def registry(trained_run, tmp_path_factory):
     """
     from mlflow import MlflowClient
 
-    from autoice.train import load_checkpoint
+    from autoice.checkpoints import load_checkpoint
 
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"

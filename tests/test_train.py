@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from autoice.checkpoints import load_checkpoint
 from autoice.config import load_config
-from autoice.train import load_checkpoint, split_scenes, train
+from autoice.train import split_scenes, train
 
 TINY = [
     "train.epochs=2", "train.batches_per_epoch=3", "train.batch_size=4", "data.patch_size=32",

@@ -66,8 +66,8 @@ def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tra
     MLflow URIs (``models:/NAME@alias``, ``runs:/<id>/model``) resolve against ``tracking_uri``
     (default: ``MLFLOW_TRACKING_URI``).
     """
+    from autoice.checkpoints import load_checkpoint
     from autoice.models.unet import build_model
-    from autoice.train import load_checkpoint
 
     nets, configs, sources = [], [], []
     for spec in specs:
@@ -151,9 +151,9 @@ def predict(
     from tqdm import tqdm
 
     from autoice.data.inputs import scene_inputs, upsample_to
+    from autoice.devices import select_device
     from autoice.inference import model_options, predict_scene
     from autoice.submission import SubmissionWriter, validate_submission
-    from autoice.train import select_device
 
     specs = [model] if isinstance(model, str) else list(model)
     dev = select_device(device)

@@ -74,9 +74,9 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         """Rebuild the network from the logged checkpoint (CPU; eval mode)."""
+        from autoice.checkpoints import load_checkpoint
         from autoice.config import config_from_dict
         from autoice.models.unet import build_model
-        from autoice.train import load_checkpoint
 
         state = load_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
         self.config = config_from_dict(state["config"])
@@ -239,7 +239,7 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
     The checkpoint goes in slimmed to weights + config + history; requirements are pinned
     explicitly, so logging takes seconds (the input example is checked by one prediction).
     """
-    from autoice.train import load_checkpoint, save_checkpoint
+    from autoice.checkpoints import load_checkpoint, save_checkpoint
 
     state = load_checkpoint(checkpoint)
     inputs = list(state.get("inputs") or state["config"]["data"]["inputs"])

@@ -9,7 +9,11 @@ cache, unless ``cache_dir`` is given) and the MLflow store (``mlflow.db`` + ``ml
 Under DDP every rank samples different patches; rank 0 alone validates, logs and saves.
 ``resume=True`` restores model, optimizer, scheduler, grad scaler, RNG states and the epoch from
 ``last.pt`` and continues the same MLflow run, so a killed run ends with the same weights as an
-uninterrupted one.
+uninterrupted one. What a checkpoint holds is in :mod:`autoice.checkpoints`; devices and the
+process group are in :mod:`autoice.devices`.
+
+:func:`train` reads top to bottom as the run goes: prepare the data, build the model and optimizer
+(or restore them), start tracking, then per epoch train, validate, log and save, and finish.
 """
 
 from __future__ import annotations
@@ -25,15 +29,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.distributed as dist
 
 from autoice import schema
-from autoice.atomic import atomic_output
+from autoice.checkpoints import load_checkpoint, make_checkpoint, rng_state, save_checkpoint, set_rng_state
 from autoice.config import Config, config_from_dict, save_config
-from autoice.errors import AutoiceError, ConfigError, SceneError
+from autoice.devices import (
+    Dist,
+    barrier,
+    broadcast_flag,
+    gather,
+    init_distributed,
+    replica_max_diff,
+    select_device,
+    shutdown,
+)
+from autoice.errors import SceneError
 from autoice.scenes import SceneKind, find_scenes, open_scene
-
-CHECKPOINT_VERSION = 1
+from autoice.tracking import NullTracker
 
 
 @dataclass
@@ -49,46 +61,53 @@ class TrainResult:
     replica_max_diff: float | None = None
 
 
-@dataclass(frozen=True)
-class Dist:
-    """This process's place in a (possibly single-process) run."""
+@dataclass
+class _Scenes:
+    """The run's training and validation scenes, checked and cached (the same on every rank)."""
 
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
+    train_files: list[Path]
+    val_files: list[Path]
+    train: list[Any]  # CachedScene, in train_files order
+    val: list[Any]  # CachedScene, in val_files order
+    rule: str  # how the validation scenes were chosen: printed, and the run's validation_rule tag
+    fingerprint: str  # dataset_fingerprint of all of them
+
+
+@dataclass
+class _Run:
+    """One run's state, handed from step to step (nanoGPT keeps the same things as module globals)."""
+
+    cfg: Config
+    dist: Dist
+    device: torch.device
+    work: Path
+    scenes: _Scenes
+    model: torch.nn.Module  # the bare model: validated and saved
+    net: torch.nn.Module  # what trains: the model, or its DDP wrapper
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler | None
+    scaler: torch.amp.GradScaler
+    use_amp: bool
+    amp_dtype: torch.dtype
+    start_epoch: int = 0
+    step: int = 0  # optimizer steps so far
+    best: float = -float("inf")  # best validation combined score (rank 0)
+    history: list[dict[str, float]] = field(default_factory=list)  # one record per epoch
+    run_id: str | None = None  # the MLflow run to continue on resume
+    tracker: NullTracker = field(default_factory=NullTracker)
+    first_pred: dict[str, np.ndarray] | None = None  # best validation's first scene, for the picture
+    t_start: float = 0.0  # perf_counter when the epochs start
+    trained_s: float = 0.0  # training time before a resume, so elapsed_s keeps counting
 
     @property
-    def enabled(self) -> bool:
-        """Whether a process group is in use."""
-        return self.world_size > 1
+    def last_path(self) -> Path:
+        """Written after every epoch; what a resume reads."""
+        return self.work / "checkpoints" / "last.pt"
 
     @property
-    def main(self) -> bool:
-        """Rank 0 logs, validates and saves."""
-        return self.rank == 0
-
-
-def select_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> CUDA (this rank's GPU) when available, else CPU; or the named device."""
-    if spec == "auto":
-        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {spec} asked for but CUDA is not available")
-    return torch.device(spec)
-
-
-def init_distributed(device: str) -> Dist:
-    """Join the process group that ``torchrun`` set up (env vars RANK, WORLD_SIZE, LOCAL_RANK)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return Dist()
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device != "cpu" and torch.cuda.is_available()
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if use_cuda:
-        torch.cuda.set_device(local)
-    return Dist(rank, world, local)
+    def best_path(self) -> Path:
+        """Written when validation improves."""
+        return self.work / "checkpoints" / "best.pt"
 
 
 def split_scenes(files: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
@@ -106,56 +125,111 @@ def dataset_fingerprint(files: list[Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def _rng_state() -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+def train(
+    cfg: Config,
+    data: Any,
+    workdir: str | os.PathLike[str],
+    *,
+    val_data: Any = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    register: str | None = None,
+) -> TrainResult:
+    """Train a model as configured; see the module docstring for what lands in ``workdir``.
 
+    With ``register``, the best checkpoint is logged as an MLflow pyfunc model in the run and
+    registered under that name; the alias ``champion`` points at the best version by validation score.
+    """
+    from autoice.data.loader import make_loader
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
-    torch.set_rng_state(state["torch"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save through a temporary file, so a crash never leaves a broken checkpoint."""
-    with atomic_output(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint written by :func:`save_checkpoint`; one-line error if it is not one."""
-    p = Path(path)
-    if not p.is_file():
-        raise AutoiceError(f"{p}: no such checkpoint")
+    work = Path(workdir)
+    state = load_checkpoint(work / "checkpoints" / "last.pt") if resume else None
+    if state is not None and cfg is None:
+        cfg = config_from_dict(state["config"])
+    d = init_distributed(cfg.train.device)
+    device = select_device(cfg.train.device, d.local_rank)
+    _seed(cfg.train.seed + d.rank)
+    scenes = _prepare_data(cfg, d, work, data, val_data, cache_dir, progress=progress)
+    run = _build_training(cfg, d, device, work, scenes, state)
+    _start_tracking(run)
+    loader = make_loader(scenes.train, cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed, rank=d.rank,
+                         world_size=d.world_size, batches=cfg.train.batches_per_epoch)  # fmt: skip
+    status = "FAILED"
+    run.t_start = time.perf_counter()
     try:
-        state = torch.load(p, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise AutoiceError(f"{p}: not a readable autoice checkpoint ({type(exc).__name__})") from exc
-    if not isinstance(state, dict) or "model" not in state or "config" not in state:
-        raise AutoiceError(f"{p}: not an autoice checkpoint (no model/config)")
-    return state
+        for epoch in range(run.start_epoch, cfg.train.epochs):
+            record = _train_epoch(run, loader, epoch, progress=progress)
+            over_budget = _over_budget(run, record)
+            improved = _maybe_validate(run, record, epoch, last=epoch + 1 == cfg.train.epochs or over_budget)
+            run.history.append(record)
+            _log_epoch(run, record, epoch)
+            _save(run, epoch, improved)
+            if over_budget:
+                _say(d, f"time budget of {cfg.train.time_budget_min:g} min reached after epoch {epoch + 1}")
+                break
+        replica_diff = _finish(run, register)
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        if d.main:
+            run.tracker.end(status)
+        shutdown(d)
+    best = run.best_path if run.best_path.exists() else None
+    return TrainResult(work, run.last_path, best, run.best, run.tracker.run_id, run.history, replica_diff)
 
 
-def _optimizer(cfg: Config, params: Any) -> torch.optim.Optimizer:
-    t = cfg.train
-    if t.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+# --- the steps of train(), in the order it calls them ---------------------------------------------
 
 
-def _scheduler(cfg: Config, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
-    if cfg.train.scheduler == "cosine_warm_restarts":
-        period = max(1, cfg.train.restart_epochs * cfg.train.batches_per_epoch)  # stepped per batch
-        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=period)
-    return None
+def _seed(seed: int) -> None:
+    """Seed Python, numpy and torch before anything draws (``cfg.train.seed + rank``: ranks differ)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _prepare_data(cfg: Config, d: Dist, work: Path, data: Any, val_data: Any, cache_dir: Any, *,
+                  progress: bool) -> _Scenes:  # fmt: skip
+    """Check the scenes, choose the validation ones and build the patch cache.
+
+    Rank 0 saves ``config.yaml`` and builds the cache (with progress) while the others wait at the
+    barrier; then every rank opens the finished cache.
+    """
+    from autoice.data.cache import build_cache
+
+    train_files, val_files, rule = _choose_scenes(cfg, data, val_data)
+    _say(d, rule)
+    files = train_files + val_files
+    cache = Path(cache_dir) if cache_dir is not None else work / "cache"
+    if d.main:
+        work.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, work / "config.yaml")
+        build_cache(files, cfg.data, cache, progress=progress)
+    barrier(d)
+    by_path = {c.path.resolve(): c for c in build_cache(files, cfg.data, cache, progress=False)}
+    return _Scenes(train_files, val_files, [by_path[f.resolve()] for f in train_files],
+                   [by_path[f.resolve()] for f in val_files], rule, dataset_fingerprint(files))  # fmt: skip
+
+
+def _choose_scenes(cfg: Config, data: Any, val_data: Any) -> tuple[list[Path], list[Path], str]:
+    """Training files, validation files and a sentence saying how the latter were chosen.
+
+    Given ``val_data`` validates on it; otherwise ``cfg.data.val_rule`` holds scenes out of ``data``.
+    """
+    files = _scene_files(data, SceneKind.TRAIN)
+    if val_data is not None:
+        val_files = _scene_files(val_data, SceneKind.TRAIN)
+        return files, val_files, f"validation: the {len(val_files)} scenes of the given validation data"
+    from autoice.splits import validation_split
+
+    return validation_split(files, cfg.data.val_rule, val_fraction=cfg.data.val_fraction, seed=cfg.train.seed)
 
 
 def _scene_files(data: Any, kind: SceneKind) -> list[Path]:
+    """The ready-to-train scenes under ``data``, structure-checked now so that a bad file fails early."""
     files = find_scenes(data, [kind])
     files = [f for f in files if schema.parse_rtt_name(f.name) and not f.name.endswith(schema.REFERENCE_SUFFIX)]
     if not files:
@@ -164,6 +238,239 @@ def _scene_files(data: Any, kind: SceneKind) -> list[Path]:
         with open_scene(f, SceneKind.TRAIN, check_values=False):
             pass
     return files
+
+
+def _build_training(cfg: Config, d: Dist, device: torch.device, work: Path, scenes: _Scenes,
+                    state: dict[str, Any] | None) -> _Run:  # fmt: skip
+    """Model, optimizer, scheduler and grad scaler; restored from ``state`` on resume; DDP-wrapped last.
+
+    The model is built (drawing its initial weights) before a resume puts the RNG states back, as
+    in the uninterrupted run, so the following draws are the same.
+    """
+    from autoice.models.unet import build_model
+
+    model = build_model(cfg).to(device)
+    opt = _optimizer(cfg, model.parameters())
+    sched = _scheduler(cfg, opt)
+    use_amp = cfg.train.amp and device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    run = _Run(cfg, d, device, work, scenes, model, model, opt, sched, scaler, use_amp, amp_dtype)
+    if state is not None:
+        _restore(run, state)
+    if d.enabled:
+        run.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank]
+                                                            if device.type == "cuda" else None)  # fmt: skip
+    return run
+
+
+def _optimizer(cfg: Config, params: Any) -> torch.optim.Optimizer:
+    """Adam or SGD with the configured learning rate and weight decay."""
+    t = cfg.train
+    if t.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+
+
+def _scheduler(cfg: Config, opt: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Cosine annealing with warm restarts (stepped per batch, as MMSeaIce), or none."""
+    if cfg.train.scheduler == "cosine_warm_restarts":
+        period = max(1, cfg.train.restart_epochs * cfg.train.batches_per_epoch)  # stepped per batch
+        return torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=period)
+    return None
+
+
+def _restore(run: _Run, state: dict[str, Any]) -> None:
+    """Put a ``last.pt`` back: weights, optimizer, scheduler, scaler, counters, history, run id, RNG."""
+    run.model.load_state_dict(state["model"])
+    run.opt.load_state_dict(state["optimizer"])
+    if run.sched is not None and state.get("scheduler"):
+        run.sched.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.start_epoch, run.step, run.best = state["epoch"] + 1, state["step"], state["best_score"]
+    run.history, run.run_id = state["history"], state.get("run_id")
+    run.trained_s = run.history[-1].get("elapsed_s", 0.0) if run.history else 0.0
+    set_rng_state(state["rng"][min(run.dist.rank, len(state["rng"]) - 1)])
+
+
+def _start_tracking(run: _Run) -> None:
+    """Rank 0 opens the MLflow run (or reopens the resumed one) and logs the config.
+
+    The tags say which code, data and validation rule the run used.
+    """
+    from autoice.tracking import Tracker, git_commit
+
+    if not run.dist.main:
+        return
+    cfg, s = run.cfg, run.scenes
+    run.tracker = Tracker(run.work, run_id=run.run_id, run_name=f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}",
+                          tags={"mlflow.source.git.commit": git_commit(), "dataset_fingerprint": s.fingerprint,
+                                "preset": cfg.preset, "n_train_scenes": str(len(s.train_files)),
+                                "n_val_scenes": str(len(s.val_files)), "world_size": str(run.dist.world_size),
+                                "validation_rule": s.rule})  # fmt: skip
+    run.tracker.log_params(cfg.flat())
+    run.tracker.log_artifact(run.work / "config.yaml")
+
+
+def _train_epoch(run: _Run, loader: Any, epoch: int, *, progress: bool) -> dict[str, float]:
+    """One epoch of batches; returns its record (mean losses, learning rate, speed, elapsed time).
+
+    The augmentation generator is seeded by (seed, epoch, rank), so an epoch draws the same
+    augmentations whether or not the run was resumed before it.
+    """
+    from tqdm import tqdm
+
+    from autoice.data.transforms import augment_batch
+
+    cfg, d = run.cfg, run.dist
+    loader.dataset.set_epoch(epoch)
+    gen = torch.Generator(device=run.device).manual_seed(cfg.train.seed * 1_000_003 + epoch * 1009 + d.rank)
+    run.net.train()
+    sums = {k: 0.0 for k in ("loss", *schema.CHARTS)}
+    n_batches, n_patches, t0 = 0, 0, time.perf_counter()
+    bar = tqdm(total=cfg.train.batches_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+               disable=not (progress and d.main), file=sys.stderr, leave=False)  # fmt: skip
+    for x, y in loader:
+        x = x.to(run.device, non_blocking=True)
+        y = y.to(run.device, non_blocking=True)
+        x, y = augment_batch(x, y, cfg.augment, gen)
+        loss, losses = _train_step(run, x, y)
+        n_batches += 1
+        n_patches += x.shape[0]
+        sums["loss"] += float(loss.detach())
+        for c in schema.CHARTS:
+            sums[c] += float(losses[c].detach())
+        rate = n_patches * d.world_size / max(time.perf_counter() - t0, 1e-9)
+        bar.set_postfix(loss=f"{sums['loss'] / n_batches:.4f}", patches_s=f"{rate:.0f}")
+        bar.update()
+    bar.close()
+    elapsed = time.perf_counter() - t0
+    return {
+        "epoch": epoch + 1,
+        "elapsed_s": run.trained_s + time.perf_counter() - run.t_start,
+        "train_loss": sums["loss"] / max(n_batches, 1),
+        **{f"train_loss_{c}": sums[c] / max(n_batches, 1) for c in schema.CHARTS},
+        "lr": run.opt.param_groups[0]["lr"],
+        "patches_per_s": n_patches * d.world_size / max(elapsed, 1e-9),
+    }
+
+
+def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Forward (autocast), weighted multi-task loss, backward through the grad scaler, optimizer step.
+
+    Returns the weighted loss and the per-chart losses. The scheduler steps per batch.
+    """
+    from autoice.models.losses import chart_losses, weighted_loss
+
+    cfg = run.cfg
+    with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
+        out = run.net(x)
+    losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode)
+    loss = weighted_loss(losses, cfg.train.task_weights)
+    run.opt.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if cfg.train.grad_clip > 0:
+        run.scaler.unscale_(run.opt)
+        torch.nn.utils.clip_grad_norm_(run.net.parameters(), cfg.train.grad_clip)
+    run.scaler.step(run.opt)
+    run.scaler.update()
+    if run.sched is not None:
+        run.sched.step()
+    run.step += 1
+    return loss, losses
+
+
+def _over_budget(run: _Run, record: dict[str, float]) -> bool:
+    """Whether ``train.time_budget_min`` is spent; rank 0 decides for all, so every rank stops together."""
+    budget = run.cfg.train.time_budget_min * 60
+    return broadcast_flag(budget > 0 and record["elapsed_s"] >= budget, run.dist, run.device)
+
+
+def _maybe_validate(run: _Run, record: dict[str, float], epoch: int, *, last: bool) -> bool:
+    """Rank 0 scores the validation scenes every ``val_every`` epochs and after the last one.
+
+    Adds the ``val_*`` scores to ``record``; returns whether the model is the best so far (always,
+    without validation scenes: the latest model is the best we know).
+    """
+    cfg, val = run.cfg, run.scenes.val
+    if not run.dist.main:
+        return False
+    if not val:
+        return True
+    if (epoch + 1) % cfg.train.val_every != 0 and not last:
+        return False
+    scores, pred = validate_model(run.model, cfg, val, run.device, amp=run.use_amp)
+    record.update({f"val_{k}": v for k, v in scores.items()})
+    if scores["combined"] <= run.best:
+        return False
+    run.best, run.first_pred = scores["combined"], pred
+    return True
+
+
+def _log_epoch(run: _Run, record: dict[str, float], epoch: int) -> None:
+    """Rank 0 logs the epoch's record to MLflow (step = epoch number) and prints it as one line."""
+    if not run.dist.main:
+        return
+    run.tracker.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch + 1)
+    summary = "  ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
+    _say(run.dist, f"epoch {epoch + 1}/{run.cfg.train.epochs}  {summary}")
+
+
+def _save(run: _Run, epoch: int, improved: bool) -> None:
+    """Rank 0 writes ``last.pt`` (and ``best.pt`` when ``improved``), with every rank's RNG state.
+
+    Gathering the RNG states is a collective, so every rank calls this; the barrier keeps the
+    ranks from running ahead of the write.
+    """
+    rng = gather(rng_state(), run.dist)
+    if run.dist.main:
+        ckpt = make_checkpoint(run.cfg, model=run.model, optimizer=run.opt, scheduler=run.sched, scaler=run.scaler,
+                               epoch=epoch, step=run.step, best_score=run.best, history=run.history, rng=rng,
+                               run_id=run.tracker.run_id, dataset_fingerprint=run.scenes.fingerprint)  # fmt: skip
+        save_checkpoint(run.last_path, ckpt)
+        if improved:
+            save_checkpoint(run.best_path, ckpt)
+    barrier(run.dist)
+
+
+def _finish(run: _Run, register: str | None) -> float | None:
+    """Check the DDP replicas agree (all ranks); rank 0 logs the best checkpoint, a picture, the model.
+
+    Returns the replicas' max weight difference (None in a single process).
+    """
+    replica_diff = replica_max_diff(run.model, run.dist)
+    if not run.dist.main:
+        return replica_diff
+    if replica_diff is not None:
+        run.tracker.log_metrics({"ddp_replica_max_diff": replica_diff}, step=run.cfg.train.epochs)
+    if run.best_path.exists():
+        run.tracker.log_artifact(run.best_path, "checkpoints")
+    if run.first_pred is not None and run.scenes.val:
+        _log_prediction_png(run.tracker, run.work, run.scenes.val[0].path, run.first_pred)
+    if register and run.best_path.exists():
+        _register(run, register)
+    return replica_diff
+
+
+def _register(run: _Run, name: str) -> None:
+    """Log ``best.pt`` as the run's pyfunc model and register it as ``name`` (alias by score)."""
+    from autoice import serving
+
+    tracker = run.tracker
+    uri = serving.log_model(run.best_path, tracking_uri=tracker.uri, run_id=tracker.run_id)
+    version = serving.register(uri, name, tracking_uri=tracker.uri, score=run.best)
+    _say(run.dist, f"registered {name} version {version} ({uri})")
+
+
+def _say(d: Dist, message: str) -> None:
+    """Rank 0 prints one line to stderr (through tqdm, so progress bars stay intact)."""
+    from tqdm import tqdm
+
+    if d.main:
+        tqdm.write(message, file=sys.stderr)
+
+
+# --- validation and its picture ------------------------------------------------------------------
 
 
 def validate_model(model: torch.nn.Module, cfg: Config, scenes: list[Any], device: torch.device,
@@ -199,249 +506,6 @@ def validate_model(model: torch.nn.Module, cfg: Config, scenes: list[Any], devic
         if first is None:
             first = pred
     return acc.result().as_dict(), first
-
-
-def _sync_check(model: torch.nn.Module, d: Dist) -> float | None:
-    """Max |difference| between this rank's parameters and rank 0's (0.0 when DDP keeps them equal)."""
-    if not d.enabled:
-        return None
-    flat = torch.cat([p.detach().float().reshape(-1) for p in model.parameters()])
-    ref = flat.clone()
-    dist.broadcast(ref, src=0)
-    diff = (flat - ref).abs().max()
-    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
-    return float(diff)
-
-
-def train(
-    cfg: Config,
-    data: Any,
-    workdir: str | os.PathLike[str],
-    *,
-    val_data: Any = None,
-    cache_dir: str | os.PathLike[str] | None = None,
-    resume: bool = False,
-    progress: bool = True,
-    register: str | None = None,
-) -> TrainResult:
-    """Train a model as configured; see the module docstring for what lands in ``workdir``.
-
-    With ``register``, the best checkpoint is logged as an MLflow pyfunc model in the run and
-    registered under that name; the alias ``champion`` points at the best version by validation score.
-    """
-    from tqdm import tqdm
-
-    from autoice.data.cache import build_cache
-    from autoice.data.loader import make_loader
-    from autoice.data.transforms import augment_batch
-    from autoice.models.losses import chart_losses, weighted_loss
-    from autoice.models.unet import build_model
-    from autoice.tracking import NullTracker, Tracker, git_commit
-
-    work = Path(workdir)
-    ckpt_dir = work / "checkpoints"
-    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    state: dict[str, Any] | None = None
-    if resume:
-        state = load_checkpoint(last_path)
-        cfg = config_from_dict(state["config"]) if cfg is None else cfg
-    d = init_distributed(cfg.train.device)
-    device = select_device(cfg.train.device, d.local_rank)
-    seed = cfg.train.seed
-    random.seed(seed + d.rank)
-    np.random.seed(seed + d.rank)
-    torch.manual_seed(seed + d.rank)
-
-    files = _scene_files(data, SceneKind.TRAIN)
-    if val_data is not None:
-        train_files, val_files = files, _scene_files(val_data, SceneKind.TRAIN)
-        val_rule = f"validation: the {len(val_files)} scenes of the given validation data"
-    else:
-        from autoice.splits import validation_split
-
-        train_files, val_files, val_rule = validation_split(files, cfg.data.val_rule,
-                                                            val_fraction=cfg.data.val_fraction, seed=seed)  # fmt: skip
-    if d.main:
-        tqdm.write(val_rule, file=sys.stderr)
-    cache = Path(cache_dir) if cache_dir is not None else work / "cache"
-    if d.main:
-        work.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, work / "config.yaml")
-        build_cache(train_files + val_files, cfg.data, cache, progress=progress)
-    if d.enabled:
-        dist.barrier()
-    cached = build_cache(train_files + val_files, cfg.data, cache, progress=False)
-    by_path = {c.path.resolve(): c for c in cached}
-    train_cached = [by_path[f.resolve()] for f in train_files]
-    val_cached = [by_path[f.resolve()] for f in val_files]
-
-    model = build_model(cfg).to(device)
-    opt = _optimizer(cfg, model.parameters())
-    sched = _scheduler(cfg, opt)
-    use_amp = cfg.train.amp and device.type == "cuda"
-    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
-    start_epoch, step, best, history, run_id = 0, 0, -float("inf"), [], None
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        if sched is not None and state.get("scheduler"):
-            sched.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, step, best = state["epoch"] + 1, state["step"], state["best_score"]
-        history, run_id = state["history"], state.get("run_id")
-        _set_rng_state(state["rng"][min(d.rank, len(state["rng"]) - 1)])
-    net: torch.nn.Module = model
-    if d.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank] if device.type == "cuda"
-                                                        else None)  # fmt: skip
-
-    fingerprint = dataset_fingerprint(train_files + val_files)
-    tracker: NullTracker = NullTracker()
-    if d.main:
-        tracker = Tracker(work, run_id=run_id, run_name=f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}",
-                          tags={"mlflow.source.git.commit": git_commit(), "dataset_fingerprint": fingerprint,
-                                "preset": cfg.preset, "n_train_scenes": str(len(train_files)),
-                                "n_val_scenes": str(len(val_files)), "world_size": str(d.world_size),
-                                "validation_rule": val_rule})  # fmt: skip
-        tracker.log_params(cfg.flat())
-        tracker.log_artifact(work / "config.yaml")
-    loader = make_loader(train_cached, cfg.data, batch_size=cfg.train.batch_size, seed=seed, rank=d.rank,
-                         world_size=d.world_size, batches=cfg.train.batches_per_epoch)  # fmt: skip
-    weights = cfg.train.task_weights
-    status = "FAILED"
-    first_pred = None
-    t_run = time.perf_counter()
-    trained_s = history[-1].get("elapsed_s", 0.0) if history else 0.0  # resumed runs keep counting
-    try:
-        for epoch in range(start_epoch, cfg.train.epochs):
-            loader.dataset.set_epoch(epoch)
-            gen = torch.Generator(device=device).manual_seed(seed * 1_000_003 + epoch * 1009 + d.rank)
-            net.train()
-            sums = {k: 0.0 for k in ("loss", *schema.CHARTS)}
-            n_batches, n_patches, t0 = 0, 0, time.perf_counter()
-            bar = tqdm(total=cfg.train.batches_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                       disable=not (progress and d.main), file=sys.stderr, leave=False)  # fmt: skip
-            for x, y in loader:
-                x = x.to(device, non_blocking=True)
-                y = y.to(device, non_blocking=True)
-                x, y = augment_batch(x, y, cfg.augment, gen)
-                with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                    out = net(x)
-                losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode)
-                loss = weighted_loss(losses, weights)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg.train.grad_clip > 0:
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.train.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                if sched is not None:
-                    sched.step()
-                step += 1
-                n_batches += 1
-                n_patches += x.shape[0]
-                sums["loss"] += float(loss.detach())
-                for c in schema.CHARTS:
-                    sums[c] += float(losses[c].detach())
-                rate = n_patches * d.world_size / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix(loss=f"{sums['loss'] / n_batches:.4f}", patches_s=f"{rate:.0f}")
-                bar.update()
-            bar.close()
-            elapsed = time.perf_counter() - t0
-            run_s = trained_s + time.perf_counter() - t_run
-            record: dict[str, float] = {
-                "epoch": epoch + 1,
-                "elapsed_s": run_s,
-                "train_loss": sums["loss"] / max(n_batches, 1),
-                **{f"train_loss_{c}": sums[c] / max(n_batches, 1) for c in schema.CHARTS},
-                "lr": opt.param_groups[0]["lr"],
-                "patches_per_s": n_patches * d.world_size / max(elapsed, 1e-9),
-            }
-            budget = cfg.train.time_budget_min * 60
-            over_budget = budget > 0 and run_s >= budget
-            if d.enabled:  # every rank stops at the same epoch
-                flag = torch.tensor([float(over_budget)], device=device)
-                dist.broadcast(flag, src=0)
-                over_budget = bool(flag.item())
-            last_epoch = epoch + 1 == cfg.train.epochs or over_budget
-            improved = False
-            if d.main and val_cached and ((epoch + 1) % cfg.train.val_every == 0 or last_epoch):
-                scores, pred = validate_model(model, cfg, val_cached, device, amp=use_amp)
-                record.update({f"val_{k}": v for k, v in scores.items()})
-                if scores["combined"] > best:
-                    best, improved, first_pred = scores["combined"], True, pred
-            elif d.main and not val_cached:
-                improved = True  # no validation scenes: the latest model is the best we know
-            history.append(record)
-            if d.main:
-                tracker.log_metrics({k: v for k, v in record.items() if k != "epoch"}, step=epoch + 1)
-                summary = "  ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
-                tqdm.write(f"epoch {epoch + 1}/{cfg.train.epochs}  {summary}", file=sys.stderr)
-                ckpt = {
-                    "version": CHECKPOINT_VERSION,
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict() if sched is not None else None,
-                    "scaler": scaler.state_dict(),
-                    "epoch": epoch,
-                    "step": step,
-                    "best_score": best,
-                    "history": history,
-                    "config": cfg.to_dict(),
-                    "inputs": list(cfg.data.inputs),
-                    "rng": _gather_rng(d),
-                    "run_id": tracker.run_id,
-                    "dataset_fingerprint": fingerprint,
-                }
-                save_checkpoint(last_path, ckpt)
-                if improved:
-                    save_checkpoint(best_path, ckpt)
-            elif d.enabled:
-                _gather_rng(d)
-            if d.enabled:
-                dist.barrier()
-            if over_budget:
-                if d.main:
-                    tqdm.write(f"time budget of {cfg.train.time_budget_min:g} min reached after epoch {epoch + 1}",
-                               file=sys.stderr)  # fmt: skip
-                break
-        replica_diff = _sync_check(model, d)
-        if d.main:
-            if replica_diff is not None:
-                tracker.log_metrics({"ddp_replica_max_diff": replica_diff}, step=cfg.train.epochs)
-            if best_path.exists():
-                tracker.log_artifact(best_path, "checkpoints")
-            if first_pred is not None and val_cached:
-                _log_prediction_png(tracker, work, val_cached[0].path, first_pred)
-            if register and best_path.exists():
-                from autoice import serving
-
-                uri = serving.log_model(best_path, tracking_uri=tracker.uri, run_id=tracker.run_id)
-                version = serving.register(uri, register, tracking_uri=tracker.uri, score=best)
-                tqdm.write(f"registered {register} version {version} ({uri})", file=sys.stderr)
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
-    finally:
-        if d.main:
-            tracker.end(status)
-        if d.enabled and dist.is_initialized():
-            dist.destroy_process_group()
-    return TrainResult(work, last_path, best_path if best_path.exists() else None, best, tracker.run_id, history,
-                       replica_diff)  # fmt: skip
-
-
-def _gather_rng(d: Dist) -> list[dict[str, Any]]:
-    """Every rank's RNG state (rank 0 receives the list; the others return theirs)."""
-    mine = _rng_state()
-    if not d.enabled:
-        return [mine]
-    out: list[Any] = [None] * d.world_size
-    dist.all_gather_object(out, mine)
-    return out
 
 
 def _log_prediction_png(tracker: Any, work: Path, scene: Path, pred: dict[str, np.ndarray]) -> None:

@@ -1,0 +1,107 @@
+"""Where a process runs: its device and its place in a ``torchrun`` process group.
+
+Training and prediction pick their device here; the collectives the training loop needs beyond
+DDP's own gradient sync (gathering RNG states, checking replicas) live here too, so that a
+single process never touches ``torch.distributed``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from autoice.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a (possibly single-process) run."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether a process group is in use."""
+        return self.world_size > 1
+
+    @property
+    def main(self) -> bool:
+        """Rank 0 logs, validates and saves."""
+        return self.rank == 0
+
+
+def select_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``auto`` -> CUDA (this rank's GPU) when available, else CPU; or the named device."""
+    if spec == "auto":
+        return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if spec.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.device: {spec} asked for but CUDA is not available")
+    return torch.device(spec)
+
+
+def init_distributed(device: str) -> Dist:
+    """Join the process group that ``torchrun`` set up (env vars RANK, WORLD_SIZE, LOCAL_RANK)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    use_cuda = device != "cpu" and torch.cuda.is_available()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+    if use_cuda:
+        torch.cuda.set_device(local)
+    return Dist(rank, world, local)
+
+
+def gather(obj: Any, d: Dist) -> list[Any]:
+    """Every rank's ``obj``, in rank order (a collective: all ranks must call it).
+
+    Used for the RNG states, which differ per rank and must all be in rank 0's checkpoint.
+    """
+    if not d.enabled:
+        return [obj]
+    out: list[Any] = [None] * d.world_size
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def replica_max_diff(model: torch.nn.Module, d: Dist) -> float | None:
+    """Max |difference| between this rank's parameters and rank 0's (0.0 when DDP keeps them equal).
+
+    None without a process group. A collective: all ranks must call it.
+    """
+    if not d.enabled:
+        return None
+    flat = torch.cat([p.detach().float().reshape(-1) for p in model.parameters()])
+    ref = flat.clone()
+    dist.broadcast(ref, src=0)
+    diff = (flat - ref).abs().max()
+    dist.all_reduce(diff, op=dist.ReduceOp.MAX)
+    return float(diff)
+
+
+def broadcast_flag(flag: bool, d: Dist, device: torch.device) -> bool:
+    """Rank 0's ``flag`` on every rank, so that all ranks take the same branch (e.g. stop together)."""
+    if not d.enabled:
+        return flag
+    t = torch.tensor([float(flag)], device=device)
+    dist.broadcast(t, src=0)
+    return bool(t.item())
+
+
+def barrier(d: Dist) -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if d.enabled:
+        dist.barrier()
+
+
+def shutdown(d: Dist) -> None:
+    """Leave the process group, if this run joined one."""
+    if d.enabled and dist.is_initialized():
+        dist.destroy_process_group()

@@ -237,6 +237,10 @@ def _guarded(make: Callable[[], Any], fallback: Callable[[], Any]) -> Callable[[
     def fit(x: np.ndarray, y: np.ndarray) -> Any:
         from sklearn.exceptions import ConvergenceWarning
 
+        values, counts = np.unique(y, return_counts=True)
+        if (counts < 2).any() and values.size > 1:  # a class seen once cannot be split for early stopping
+            keep = np.isin(y, values[counts >= 2])
+            x, y = x[keep], y[keep]
         model = make() if np.unique(y).size > 1 else fallback()
         with warnings.catch_warnings():  # lbfgs on a capped budget: the fit is what a quick baseline gets
             warnings.simplefilter("ignore", ConvergenceWarning)

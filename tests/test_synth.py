@@ -283,11 +283,15 @@ def test_era5_is_not_a_function_of_the_true_ice_field():
 
     from autoice.realstats import real_scenes
 
-    spec = synth.scene_specs(1, height=150, width=160, seed=4)[0]
     real = real_scenes()
-    twin = next(i for i, r in enumerate(real) if i != spec.template and (r.service, r.region, r.month)
-                == (real[spec.template].service, real[spec.template].region, real[spec.template].month)
-                and abs(r.water_share() - real[spec.template].water_share()) > 0.2)  # fmt: skip
+
+    def twin_of(t: int) -> int | None:  # another real scene of the same service, region and month, other water
+        return next((i for i, r in enumerate(real) if i != t and (r.service, r.region, r.month)
+                     == (real[t].service, real[t].region, real[t].month)
+                     and abs(r.water_share() - real[t].water_share()) > 0.2), None)  # fmt: skip
+
+    spec = next(s for s in synth.scene_specs(16, height=150, width=160, seed=4) if twin_of(s.template) is not None)
+    twin = twin_of(spec.template)
     a = synth.generate_scene(spec, 4)
     b = synth.generate_scene(replace(spec, template=twin), 4)
     assert not np.array_equal(a.labels["SIC"], b.labels["SIC"]) and not np.array_equal(a.surf, b.surf)
@@ -381,13 +385,16 @@ def test_every_small_set_holds_the_real_mix():
 
 def test_scenes_reproduce_their_template(truth_scenes):
     """Water share and masked share of each scene's chart follow the real scene it copies."""
+    masked_errors = []
     for spec, scene in truth_scenes:
         sic = scene.labels["SIC"]
         valid = sic != schema.CHART_FILL
         real = spec.real
-        assert abs((~valid).mean() - real.masked["SIC"] / real.total) < 0.15, spec.raw_name
+        masked_errors.append(abs((~valid).mean() - real.masked["SIC"] / real.total))
+        assert masked_errors[-1] < 0.2, spec.raw_name  # small scenes: land comes in whole blobs
         if valid.any() and np.isfinite(real.water_share()):
             assert abs((sic[valid] == 0).mean() - real.water_share()) < 0.2, spec.raw_name
+    assert np.mean(masked_errors) < 0.08
 
 
 def test_ice_inside_water_polygons_near_edges(truth_scenes):

@@ -56,10 +56,15 @@ def test_short_run_tracks_everything(synth_data, tmp_path):
     assert any((work / "figures" / "validation").glob("*.png"))
 
 
-def test_resume_gives_the_same_weights(synth_data, tmp_path, monkeypatch):
-    cfg = _cfg("train.epochs=3", "train.val_every=5")
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_resume_gives_the_same_weights(synth_data, tmp_path, monkeypatch, ema):
+    cfg = _cfg("train.epochs=3", "train.val_every=5", f"train.ema_decay={ema}")
     full = train(cfg, synth_data / "train", tmp_path / "full", progress=False)
     ref = load_checkpoint(full.last_checkpoint)["model"]
+    if ema:  # "model" is the weight average, what predict loads; the trained weights ride along
+        state = load_checkpoint(full.last_checkpoint)
+        assert set(state["ema"]) >= {f"module.{k}" for k in ref} and "n_averaged" in state["ema"]
+        assert any(not torch.equal(state["train_model"][k], v) for k, v in ref.items() if v.is_floating_point())
 
     # Interrupt the second run like Ctrl-C at the start of its third epoch (after epoch 2 was saved).
     real_set_epoch = None

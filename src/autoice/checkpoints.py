@@ -57,14 +57,21 @@ def make_checkpoint(
     rng: list[dict[str, Any]],
     run_id: str | None,
     dataset_fingerprint: str,
+    ema: torch.optim.swa_utils.AveragedModel | None = None,
 ) -> dict[str, Any]:
     """The checkpoint dict from its parts: everything a resume restores, in one place.
 
     ``model`` is the bare module (not the DDP wrapper), so its keys carry no ``module.`` prefix.
+    With an ``ema`` (weight averaging), ``"model"`` holds the averaged weights (what predict and
+    serving load), ``"train_model"`` the trained ones and ``"ema"`` the averager (what a resume needs).
     """
+    extra = {}
+    if ema is not None:
+        extra = {"train_model": model.state_dict(), "ema": ema.state_dict()}
     return {
         "version": CHECKPOINT_VERSION,
-        "model": model.state_dict(),
+        "model": (ema.module if ema is not None else model).state_dict(),
+        **extra,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "scaler": scaler.state_dict(),

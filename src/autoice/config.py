@@ -102,6 +102,9 @@ class TrainConfig:
     restart_epochs: int = 20  #: cosine warm restarts period (epochs)
     task_weights: dict[str, float] = field(default_factory=lambda: {"SIC": 1.0, "SOD": 1.0, "FLOE": 1.0})
     grad_clip: float = 0.0  #: max gradient norm; 0 = off
+    #: exponential moving average of the weights (and BatchNorm statistics) per step, e.g. 0.999: the
+    #: averaged model is the one validated, saved as ``model`` and used by predict; 0 = off
+    ema_decay: float = 0.0
     amp: bool = True  #: mixed precision when on CUDA (ignored on CPU); bf16 if supported, else fp16 + GradScaler
     seed: int = 0
     val_every: int = 1  #: validate every N epochs (and after the last)
@@ -314,6 +317,7 @@ def validate_config(cfg: Config) -> None:
         (not cfg.augment.scale or (len(cfg.augment.scale) == 2 and 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]),
          "augment.scale", "must be [] or [min, max] with 0 < min <= max"),
         (0.0 <= cfg.augment.cutmix <= 1.0, "augment.cutmix", "must be a probability in [0, 1]"),
+        (0.0 <= cfg.train.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1) (0 = off)"),
         (cfg.model.edge_margin >= 0, "model.edge_margin", "must be >= 0 pixels"),
         (0.0 <= cfg.model.water_rule <= 1.0, "model.water_rule", "must be a probability in [0, 1] (0 = off)"),
         (cfg.data.val_rule in VAL_RULES, "data.val_rule", f"must be one of {', '.join(VAL_RULES)}"),

@@ -43,7 +43,7 @@ from autoice.devices import (
     select_device,
     shutdown,
 )
-from autoice.errors import SceneError
+from autoice.errors import AutoiceError, SceneError
 from autoice.scenes import SceneKind, find_scenes, open_scene
 from autoice.tracking import NullTracker
 
@@ -98,6 +98,12 @@ class _Run:
     first_pred: dict[str, np.ndarray] | None = None  # best validation's first scene, for the picture
     t_start: float = 0.0  # perf_counter when the epochs start
     trained_s: float = 0.0  # training time before a resume, so elapsed_s keeps counting
+    ema: torch.optim.swa_utils.AveragedModel | None = None  # weight averages (train.ema_decay > 0)
+
+    @property
+    def evaluated(self) -> torch.nn.Module:
+        """The model that is validated and saved as ``model``: the weight average when there is one."""
+        return self.ema.module if self.ema is not None else self.model
 
     @property
     def last_path(self) -> Path:
@@ -256,6 +262,10 @@ def _build_training(cfg: Config, d: Dist, device: torch.device, work: Path, scen
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     run = _Run(cfg, d, device, work, scenes, model, model, opt, sched, scaler, use_amp, amp_dtype)
+    if cfg.train.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True)
     if state is not None:
         _restore(run, state)
     if d.enabled:
@@ -282,7 +292,11 @@ def _scheduler(cfg: Config, opt: torch.optim.Optimizer) -> torch.optim.lr_schedu
 
 def _restore(run: _Run, state: dict[str, Any]) -> None:
     """Put a ``last.pt`` back: weights, optimizer, scheduler, scaler, counters, history, run id, RNG."""
-    run.model.load_state_dict(state["model"])
+    run.model.load_state_dict(state.get("train_model", state["model"]))
+    if run.ema is not None:
+        if "ema" not in state:
+            raise AutoiceError(f"{run.last_path}: written without train.ema_decay; cannot resume with it")
+        run.ema.load_state_dict(state["ema"])
     run.opt.load_state_dict(state["optimizer"])
     if run.sched is not None and state.get("scheduler"):
         run.sched.load_state_dict(state["scheduler"])
@@ -376,6 +390,8 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
     run.scaler.update()
     if run.sched is not None:
         run.sched.step()
+    if run.ema is not None:
+        run.ema.update_parameters(run.model)
     run.step += 1
     return loss, losses
 
@@ -399,7 +415,7 @@ def _maybe_validate(run: _Run, record: dict[str, float], epoch: int, *, last: bo
         return True
     if (epoch + 1) % cfg.train.val_every != 0 and not last:
         return False
-    scores, pred = validate_model(run.model, cfg, val, run.device, amp=run.use_amp)
+    scores, pred = validate_model(run.evaluated, cfg, val, run.device, amp=run.use_amp)
     record.update({f"val_{k}": v for k, v in scores.items()})
     if scores["combined"] <= run.best:
         return False
@@ -426,7 +442,8 @@ def _save(run: _Run, epoch: int, improved: bool) -> None:
     if run.dist.main:
         ckpt = make_checkpoint(run.cfg, model=run.model, optimizer=run.opt, scheduler=run.sched, scaler=run.scaler,
                                epoch=epoch, step=run.step, best_score=run.best, history=run.history, rng=rng,
-                               run_id=run.tracker.run_id, dataset_fingerprint=run.scenes.fingerprint)  # fmt: skip
+                               run_id=run.tracker.run_id, dataset_fingerprint=run.scenes.fingerprint,
+                               ema=run.ema)  # fmt: skip
         save_checkpoint(run.last_path, ckpt)
         if improved:
             save_checkpoint(run.best_path, ckpt)

@@ -488,25 +488,37 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+def write_figures(path: Path, out: dict[str, Any]) -> None:
+    """Every figure of a run as JSON (NaN as null), and say where."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(out), indent=1) + "\n")
+    print(f"figures: {path}")
+
+
 # ----------------------------------------------------------------------------- main
+def add_set_arguments(ap: argparse.ArgumentParser, normal: dict[str, Any], workdir: Path) -> None:
+    """Options shared with bench/skill.py: set size, scene size, baselines, bootstrap, where and how."""
+    ap.add_argument("--train-per-seed", type=int, default=None, help=f"default {normal['train_per_seed']}")
+    ap.add_argument("--test-per-seed", type=int, default=None, help=f"default {normal['test_per_seed']}")
+    ap.add_argument("--height", type=int, default=None, help=f"RTT lines, default {normal['height']}")
+    ap.add_argument("--width", type=int, default=None, help=f"RTT samples, default {normal['width']}")
+    ap.add_argument("--max-train-pixels", type=int, default=None,
+                    help=f"baselines: sampled training pixels per chart, default {normal['max_train_pixels']}")
+    ap.add_argument("--test-stride", type=int, default=None,
+                    help=f"baselines: score every N-th test row and column, default {normal['test_stride']}")
+    ap.add_argument("--boost-iter", type=int, default=None, help=f"boosting iterations, default {normal['boost_iter']}")
+    ap.add_argument("--n-boot", type=int, default=None, help=f"bootstrap resamples, default {normal['n_boot']}")
+    ap.add_argument("--workdir", type=Path, default=workdir)
+    ap.add_argument("--workers", type=int, default=2, help="synthesis processes")
+    ap.add_argument("--overwrite", action="store_true", help="regenerate scenes that already exist")
+    ap.add_argument("--json", type=Path, default=None, help="write every figure here")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help=f"default {NORMAL['seeds']}")
-    ap.add_argument("--train-per-seed", type=int, default=None, help=f"default {NORMAL['train_per_seed']}")
-    ap.add_argument("--test-per-seed", type=int, default=None, help=f"default {NORMAL['test_per_seed']}")
-    ap.add_argument("--height", type=int, default=None, help=f"RTT lines, default {NORMAL['height']}")
-    ap.add_argument("--width", type=int, default=None, help=f"RTT samples, default {NORMAL['width']}")
-    ap.add_argument("--max-train-pixels", type=int, default=None,
-                    help=f"sampled training pixels per chart, default {NORMAL['max_train_pixels']}")  # fmt: skip
-    ap.add_argument("--test-stride", type=int, default=None,
-                    help=f"score every N-th test row and column, default {NORMAL['test_stride']}")  # fmt: skip
-    ap.add_argument("--boost-iter", type=int, default=None, help=f"boosting iterations, default {NORMAL['boost_iter']}")
-    ap.add_argument("--n-boot", type=int, default=None, help=f"bootstrap resamples, default {NORMAL['n_boot']}")
-    ap.add_argument("--workdir", type=Path, default=Path("bench_out/realism"))
-    ap.add_argument("--workers", type=int, default=2, help="synthesis processes")
-    ap.add_argument("--overwrite", action="store_true", help="regenerate scenes that already exist")
+    add_set_arguments(ap, NORMAL, Path("bench_out/realism"))
     ap.add_argument("--quick", action="store_true", help="tiny smoke run (2 seeds x 3 + 2 scenes of 200 x 224)")
-    ap.add_argument("--json", type=Path, default=None, help="write every figure here")
     ap.add_argument("--unet", action="store_true", help="also train and score the demo preset U-Net")
     ap.add_argument("--no-baselines", action="store_true",
                     help="tables (a) and (b) only: marginals and composition, in a minute or two")  # fmt: skip
@@ -630,9 +642,7 @@ def main() -> None:
             "timings_s": timings,
             "peak_rss_gb": peak,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_jsonable(out), indent=1) + "\n")
-        print(f"figures: {args.json}")
+        write_figures(args.json, out)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,6 @@ WORKDIR/skill_curves.png (each preset's own validation scenes and resolution: a 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -63,7 +62,7 @@ from realism import (  # noqa: E402
     Moments,
     ScenePixels,
     SeedSet,
-    _jsonable,
+    add_set_arguments,
     log,
     md_table,
     paired_margin,
@@ -71,6 +70,7 @@ from realism import (  # noqa: E402
     run_baselines,
     run_unet,
     synthesize_all,
+    write_figures,
 )
 
 NORMAL = {"train_seeds": [3000, 3001, 3002, 3003], "test_seeds": [5000, 5001, 5002, 5003], "train_per_seed": 10,
@@ -222,21 +222,8 @@ def main() -> None:
                     help="config override for one preset (or KEY=VALUE for all; repeatable)")  # fmt: skip
     ap.add_argument("--train-seeds", type=int, nargs="+", default=None, help=f"default {NORMAL['train_seeds']}")
     ap.add_argument("--test-seeds", type=int, nargs="+", default=None, help=f"default {NORMAL['test_seeds']}")
-    ap.add_argument("--train-per-seed", type=int, default=None, help=f"default {NORMAL['train_per_seed']}")
-    ap.add_argument("--test-per-seed", type=int, default=None, help=f"default {NORMAL['test_per_seed']}")
-    ap.add_argument("--height", type=int, default=None, help=f"RTT lines, default {NORMAL['height']}")
-    ap.add_argument("--width", type=int, default=None, help=f"RTT samples, default {NORMAL['width']}")
-    ap.add_argument("--max-train-pixels", type=int, default=None,
-                    help=f"baselines: training pixels per chart, default {NORMAL['max_train_pixels']}")  # fmt: skip
-    ap.add_argument("--test-stride", type=int, default=None,
-                    help=f"baselines: every N-th test row and column, default {NORMAL['test_stride']}")  # fmt: skip
-    ap.add_argument("--boost-iter", type=int, default=None, help=f"boosting iterations, default {NORMAL['boost_iter']}")
-    ap.add_argument("--n-boot", type=int, default=None, help=f"bootstrap resamples, default {NORMAL['n_boot']}")
-    ap.add_argument("--workdir", type=Path, default=Path("bench_out/skill"))
-    ap.add_argument("--workers", type=int, default=2, help="synthesis processes")
-    ap.add_argument("--overwrite", action="store_true", help="regenerate scenes that already exist")
+    add_set_arguments(ap, NORMAL, Path("bench_out/skill"))
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 x 2 train, 1 x 2 test scenes of 200 x 224")
-    ap.add_argument("--json", type=Path, default=None, help="write every figure here")
     args = ap.parse_args()
     for k, v in (QUICK if args.quick else NORMAL).items():
         if getattr(args, k) is None:
@@ -341,9 +328,7 @@ def main() -> None:
             "margins": margins,
             "timings_s": timings,
         }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_jsonable(out), indent=1) + "\n")
-        print(f"figures: {args.json}")
+        write_figures(args.json, out)
 
 
 if __name__ == "__main__":

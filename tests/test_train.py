@@ -13,6 +13,7 @@ import torch
 
 from autoice.checkpoints import load_checkpoint
 from autoice.config import load_config
+from autoice.errors import AutoiceError
 from autoice.train import split_scenes, train
 
 TINY = [
@@ -127,3 +128,26 @@ def test_cli_train_errors(tmp_path, capsys):
         main(["train", "--resume", "--data", str(tmp_path), "--workdir", str(tmp_path / "w")])
     assert e.value.code == 1
     assert "nothing to resume" in capsys.readouterr().err
+
+
+def test_a_non_finite_loss_stops_training_and_saves_nothing(synth_data, tmp_path):
+    """Issue 10 item 9: a diverging run is an error, never a NaN best.pt."""
+    cfg = _cfg("train.epochs=2", "train.lr=1e30")
+    with pytest.raises(AutoiceError, match="non-finite loss at step"):
+        train(cfg, synth_data / "train", tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "checkpoints" / "best.pt").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+@pytest.mark.parametrize("setting", ["train.seed=-1", "train.seed=99999999999", "train.device=bogus",
+                                     "train.weight_decay=-1", "train.momentum=-1", "model.filters=[100000]",
+                                     "train.lr=inf", "train.task_weights={SIC: .nan, SOD: 1, FLOE: 1}",
+                                     "train.task_weights={SIC: -1, SOD: 3, FLOE: 3}"])  # fmt: skip
+def test_settings_out_of_range_are_config_errors(setting):
+    """Issue 10 item 8: each of these gave a traceback deep in training; now one line naming the key."""
+    from autoice.config import load_config
+    from autoice.errors import ConfigError
+
+    key = setting.split("=")[0]
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        load_config("demo", overrides=[setting])

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -24,6 +26,7 @@ from autoice.errors import ConfigError
 #: Input channels derived from a scene rather than stored in it.
 DERIVED_INPUTS: tuple[str, ...] = ("latitude", "longitude", "month")
 VALID_INPUTS: tuple[str, ...] = (*schema.INPUT_VARIABLES, *DERIVED_INPUTS)
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 #: Validation split rules (see ``DataConfig.val_rule``).
 VAL_RULES: tuple[str, ...] = ("fraction", "official", "starter")
 
@@ -309,9 +312,19 @@ def validate_config(cfg: Config) -> None:
          "must be none or cosine_warm_restarts"),
         (cfg.train.epochs >= 1 and cfg.train.batches_per_epoch >= 1 and cfg.train.batch_size >= 1,
          "train.epochs/batches_per_epoch/batch_size", "must be >= 1"),
-        (cfg.train.lr > 0, "train.lr", "must be > 0"),
+        (math.isfinite(cfg.train.lr) and cfg.train.lr > 0, "train.lr", "must be a finite number > 0"),
         (set(cfg.train.task_weights) == set(schema.CHARTS), "train.task_weights",
          f"must give a weight for each of {', '.join(schema.CHARTS)}"),
+        (all(math.isfinite(w) and w >= 0 for w in cfg.train.task_weights.values())
+         and sum(cfg.train.task_weights.values()) > 0, "train.task_weights",
+         "must be finite and >= 0, and not all 0"),
+        (math.isfinite(cfg.train.weight_decay) and cfg.train.weight_decay >= 0, "train.weight_decay",
+         "must be a finite number >= 0"),
+        (0.0 <= cfg.train.momentum < 1.0, "train.momentum", "must be in [0, 1)"),
+        (math.isfinite(cfg.train.grad_clip) and cfg.train.grad_clip >= 0, "train.grad_clip", "must be >= 0 (0 = off)"),
+        (0 <= cfg.train.seed < 2**32, "train.seed", "must be in [0, 2^32)"),
+        (_DEVICE.fullmatch(cfg.train.device) is not None, "train.device", "must be auto, cpu, cuda or cuda:N"),
+        (all(f <= 4096 for f in cfg.model.filters), "model.filters", "must be at most 4096 channels per level"),
         (cfg.train.val_every >= 1, "train.val_every", "must be >= 1"),
         (cfg.train.time_budget_min >= 0, "train.time_budget_min", "must be >= 0 (0 = no budget)"),
         (not cfg.augment.scale or (len(cfg.augment.scale) == 2 and 0 < cfg.augment.scale[0] <= cfg.augment.scale[1]),

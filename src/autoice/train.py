@@ -381,6 +381,10 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
         out = run.net(x)
     losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode)
     loss = weighted_loss(losses, cfg.train.task_weights)
+    if not torch.isfinite(loss):  # stop before a NaN step poisons the weights (and best.pt)
+        parts = ", ".join(f"{c} {float(v.detach()):.4g}" for c, v in losses.items())
+        raise AutoiceError(f"train: non-finite loss at step {run.step + 1} ({parts}): non-finite inputs (e.g. NaN "
+                           "geolocation in a scene) or a learning rate too large; nothing of this step is saved")
     run.opt.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if cfg.train.grad_clip > 0:

@@ -295,3 +295,22 @@ def test_report_by_season_table(case, capsys):
     exp = _expected({k: truth[k] for k in keys}, {k: preds[k] for k in keys})
     assert "".join(f"<td>{exp[c]:.3f}</td>" for c in (*schema.CHARTS, "combined")) in rows[2]
     assert "freeze-up Oct-Nov" in page and 'id="by-region"' not in page
+
+
+def test_score_refuses_out_of_range_predictions_as_validate_does(case, capsys):
+    """Issue 10 item 12: SIC 255 where the reference is valid used to score SIC -233715 silently."""
+    tmp, ref_dir, truth, preds = case
+    import netCDF4
+
+    key = next(iter(SHAPES))
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    with netCDF4.Dataset(sub, "r+") as nc:  # a hand-edited package: our writer refuses such values
+        nc[f"{key}_SIC"][10:12, :] = 255
+    for cmd in (["score", str(sub), "--reference", str(ref_dir)], ["validate", str(sub), "--data", str(ref_dir)]):
+        with pytest.raises(SystemExit) as exit_:
+            main(cmd)
+        assert exit_.value.code == 1, cmd
+        out, err = capsys.readouterr()
+        said = out + err
+        assert f"{key}_SIC: 82 pixels outside the SIC classes 0..10" in said, said
+        assert "Traceback" not in said

@@ -343,7 +343,19 @@ def _score_scene(
                         raise SubmissionError(submission, f"{name}: cannot be read: {_reason(exc)}") from exc
                     acc.update(chart, t, p)
                 _check_reference_classes(reference, chart, acc)
+                _check_predicted_classes(submission, name, chart, acc)
     return acc
+
+
+def _check_predicted_classes(submission: str, name: str, chart: str, acc: ScoreAccumulator) -> None:
+    """Predictions outside the classes would be scored as huge SIC errors: refuse them as validate does."""
+    n = schema.N_CLASSES[chart]
+    cols = acc.charts[chart].confusion[:, n:].sum(axis=0)
+    bad = np.flatnonzero(cols)
+    if bad.size:
+        shown = ", ".join(str(int(v) + n) for v in bad[:5])
+        raise SubmissionError(submission, f"{name}: {int(cols.sum())} pixels outside the {chart} classes "
+                                          f"0..{n - 1} (values: {shown})")  # fmt: skip
 
 
 def _check_reference_classes(reference: str, chart: str, acc: ScoreAccumulator) -> None:

@@ -155,3 +155,31 @@ def test_cli_reports_one_line(rtt_ds, tmp_path, capsys):
     assert exit_.value.code == 1
     err = capsys.readouterr().err.strip()
     assert err == f"autoice: error: {path}: missing variable t2m (ready-to-train inputs)"
+
+
+def test_inspect_an_empty_folder_is_an_error(tmp_path, capsys):
+    """Issue 10 item 14: it printed nothing and exited 0."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["inspect", str(tmp_path)])
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err.strip() == f"autoice: error: inspect: no scene files (*.nc) in {tmp_path}"
+
+
+def test_inspect_json_is_standard_json_with_nan_statistics(rtt_ds, tmp_path, capsys):
+    """Issue 10 item 14: an all-NaN input printed NaN, which JSON parsers refuse."""
+    import json
+
+    ds = rtt_ds.copy()
+    ds["nersc_sar_primary"] = ds["nersc_sar_primary"] * np.nan
+    path = _write(ds, tmp_path)
+    try:
+        main(["inspect", "--json", str(path)])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    out = capsys.readouterr().out
+
+    def refuse(const: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {const}")
+
+    info = json.loads(out, parse_constant=refuse)
+    assert "NaN" not in out and info

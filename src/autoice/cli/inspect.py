@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -14,9 +13,14 @@ import click
 @click.option("--no-stats", is_flag=True, help="Skip input statistics (faster on full-size scenes).")
 def command(files: tuple[Path, ...], as_json: bool, no_stats: bool) -> None:
     """Describe scene files (or every scene in a folder): kind, grids, variables, chart histograms, statistics."""
+    from autoice.cli import jsonout
+    from autoice.errors import AutoiceError
     from autoice.inspection import describe, format_description
     from autoice.scenes import find_scenes
 
-    for path in find_scenes(list(files)):
+    found = find_scenes(list(files))
+    if not found:
+        raise AutoiceError(f"inspect: no scene files (*.nc) in {', '.join(str(f) for f in files)}")
+    for path in found:
         info = describe(path, stats=not no_stats)
-        click.echo(json.dumps(info) if as_json else format_description(info))
+        click.echo(jsonout.dumps(info) if as_json else format_description(info))

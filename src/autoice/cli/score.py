@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from autoice import schema
+from autoice.cli import jsonout
 
 if TYPE_CHECKING:
     from autoice.metrics import ScoreAccumulator, Scores
@@ -71,20 +71,9 @@ def command(
         click.echo(f"wrote {out_dir}/scores.json, per_class.csv and confusion PNGs", err=True)
     if as_json:
         shown = dict(summary) if per_scene else {k: v for k, v in summary.items() if k != "per_scene"}
-        click.echo(json.dumps(_finite(shown)))
+        click.echo(jsonout.dumps(shown))
     else:
         click.echo(format_table(summary, per_scene=per_scene))
-
-
-def _finite(obj: Any) -> Any:
-    """NaN -> null so that the JSON is standard (R2 of a one-pixel chart is NaN)."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 def _scores(acc: ScoreAccumulator) -> dict[str, Any]:
@@ -183,7 +172,7 @@ def write_outputs(report: ScoreReport, summary: dict[str, Any], out_dir: Path) -
     out_dir.mkdir(parents=True, exist_ok=True)
     pooled = report.pooled
     with atomic_output(out_dir / "scores.json") as tmp:
-        tmp.write_text(json.dumps(_finite(summary), indent=2) + "\n")
+        tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
     with atomic_output(out_dir / "per_class.csv") as tmp, tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["chart", "class", "name", "precision", "recall", "f1", "support"])

@@ -151,3 +151,16 @@ def test_settings_out_of_range_are_config_errors(setting):
     key = setting.split("=")[0]
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         load_config("demo", overrides=[setting])
+
+
+def test_a_resume_that_cannot_fit_the_weights_changes_nothing(synth_data, tmp_path):
+    """Issue 10 item 7: the failed resume rewrote config.yaml first, so every later resume failed too."""
+    work = tmp_path / "run"
+    train(_cfg("train.epochs=1"), synth_data / "train", work, progress=False)
+    before = (work / "config.yaml").read_text()
+    with pytest.raises(AutoiceError, match="weights do not fit this config"):
+        train(_cfg("train.epochs=2", "model.filters=[4, 4, 8]"), synth_data / "train", work, resume=True,
+              progress=False)  # fmt: skip
+    assert (work / "config.yaml").read_text() == before
+    resumed = train(_cfg("train.epochs=2"), synth_data / "train", work, resume=True, progress=False)
+    assert len(resumed.history) == 2

@@ -153,6 +153,8 @@ def train(
     state = load_checkpoint(work / "checkpoints" / "last.pt") if resume else None
     if state is not None and cfg is None:
         cfg = config_from_dict(state["config"])
+    if state is not None:
+        _check_resumable(cfg, state, work / "checkpoints" / "last.pt")
     d = init_distributed(cfg.train.device)
     device = select_device(cfg.train.device, d.local_rank)
     _seed(cfg.train.seed + d.rank)
@@ -188,6 +190,22 @@ def train(
 
 
 # --- the steps of train(), in the order it calls them ---------------------------------------------
+
+
+def _check_resumable(cfg: Config, state: dict[str, Any], path: Path) -> None:
+    """Refuse a resume whose config cannot take the checkpoint's weights, before anything is written.
+
+    (Otherwise config.yaml would be rewritten first, and every later plain ``--resume`` would fail too.)
+    Runs before the seeding, so the model it builds draws nothing that the run will see.
+    """
+    from autoice.models.unet import build_model
+
+    try:
+        build_model(cfg).load_state_dict(state.get("train_model", state["model"]))
+    except (RuntimeError, KeyError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AutoiceError(f"{path}: its weights do not fit this config (model.* or data.inputs changed? "
+                           f"resume with the run's own config.yaml): {first}") from exc  # fmt: skip
 
 
 def _seed(seed: int) -> None:

@@ -314,3 +314,32 @@ def test_score_refuses_out_of_range_predictions_as_validate_does(case, capsys):
         said = out + err
         assert f"{key}_SIC: 82 pixels outside the SIC classes 0..10" in said, said
         assert "Traceback" not in said
+
+
+def test_outputs_under_a_regular_file_are_one_line_errors(case, capsys):
+    """Issue 10 item 11: FileExistsError / NotADirectoryError tracebacks; now the folder and why."""
+    tmp, ref_dir, truth, preds = case
+    sub = write_submission(preds, tmp / "upload_package.nc")
+    blocker = tmp / "afile"
+    blocker.write_text("not a folder")
+    for cmd in (["score", str(sub), "--reference", str(ref_dir), "--out", str(blocker / "scores")],
+                ["synth", str(blocker / "data"), "--train", "1", "--test", "0"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exit_:
+            main(cmd)
+        assert exit_.value.code == 1, cmd
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("autoice: error:")]
+        assert len(errors) == 1 and "a file is in the way of this folder" in errors[0], (cmd, err)
+        assert "Traceback" not in err
+
+
+def test_file_errors_survive_pickling():
+    """Issue 10 item 5: a SceneError raised in a worker process broke the pool (BrokenProcessPool)."""
+    import pickle
+
+    from autoice.errors import OutputError, SceneError, SubmissionError
+
+    for cls in (SceneError, SubmissionError, OutputError):
+        back = pickle.loads(pickle.dumps(cls("/data/x.nc", "chart SIC cannot be read")))
+        assert type(back) is cls and str(back) == "/data/x.nc: chart SIC cannot be read"
+        assert (back.path, back.fault) == ("/data/x.nc", "chart SIC cannot be read")

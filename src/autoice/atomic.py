@@ -6,11 +6,37 @@ A crash, an exception or Ctrl-C inside the block leaves no partial file behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
+
+from autoice.errors import OutputError
+
+
+def _why(exc: OSError) -> str:
+    """The user's words for a filesystem failure."""
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        return "a file is in the way of this folder"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if exc.errno == errno.EROFS:
+        return "read-only file system"
+    if exc.errno == errno.ENOSPC:
+        return "no space left on the device"
+    return exc.strerror or type(exc).__name__
+
+
+def ensure_folder(folder: str | os.PathLike[str]) -> Path:
+    """Create ``folder`` (and its parents) or raise :class:`OutputError` saying why not."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(folder, f"cannot create this output folder: {_why(exc)}") from exc
+    return folder
 
 
 @contextlib.contextmanager
@@ -21,8 +47,11 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     ``*.nc`` never picks it up.
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    ensure_folder(target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise OutputError(target, f"cannot write here: {_why(exc)}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)

@@ -13,26 +13,33 @@ class AutoiceError(Exception):
     """Base of every error that the CLI reports as one line."""
 
 
-class SceneError(AutoiceError):
-    """A scene file (raw, RTT or reference) is unreadable or does not follow the format."""
+class _FileError(AutoiceError):
+    """An error about one file or folder: ``<path>: <fault>``; survives pickling (process pools)."""
 
     def __init__(self, path: str | PathLike[str], fault: str) -> None:
         self.path = str(path)
         self.fault = fault
         super().__init__(f"{self.path}: {fault}")
+
+    def __reduce__(self) -> tuple[type, tuple[str, str]]:
+        # Exception pickles as cls(*self.args) = cls(message), which this __init__ refuses
+        return (type(self), (self.path, self.fault))
+
+
+class SceneError(_FileError):
+    """A scene file (raw, RTT or reference) is unreadable or does not follow the format."""
+
+
+class OutputError(_FileError):
+    """An output cannot be written where it was asked for (a file in the way, read-only, no space)."""
 
 
 class ChartError(AutoiceError):
     """An ice chart's polygon table cannot be decoded."""
 
 
-class SubmissionError(AutoiceError):
+class SubmissionError(_FileError):
     """A submission file is unreadable or does not follow the format."""
-
-    def __init__(self, path: str | PathLike[str], fault: str) -> None:
-        self.path = str(path)
-        self.fault = fault
-        super().__init__(f"{self.path}: {fault}")
 
 
 class ConfigError(AutoiceError):

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from autoice import charts, schema
+from autoice.atomic import ensure_folder
 from autoice.errors import AutoiceError, SceneError
 from autoice.scenes import SceneKind, StreamWriter, chunk_cache, find_scenes, open_scene
 
@@ -247,7 +248,7 @@ def prepare_files(
     if not files:
         raise SceneError(paths if isinstance(paths, (str, os.PathLike)) else ", ".join(map(str, paths)),
                          "no raw scene files (*_icechart_*.nc) found")  # fmt: skip
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    ensure_folder(out_dir)
     opts = {"mode": mode, "overwrite": overwrite, **kwargs}
     results: list[PrepareResult] = []
     errors: list[str] = []

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from autoice import schema
+from autoice.atomic import ensure_folder
 from autoice.checkpoints import load_checkpoint, make_checkpoint, rng_state, save_checkpoint, set_rng_state
 from autoice.config import Config, config_from_dict, save_config
 from autoice.devices import (
@@ -229,7 +230,7 @@ def _prepare_data(cfg: Config, d: Dist, work: Path, data: Any, val_data: Any, ca
     files = train_files + val_files
     cache = Path(cache_dir) if cache_dir is not None else work / "cache"
     if d.main:
-        work.mkdir(parents=True, exist_ok=True)
+        ensure_folder(work)
         save_config(cfg, work / "config.yaml")
         build_cache(files, cfg.data, cache, progress=progress)
     barrier(d)

@@ -167,9 +167,9 @@ def write_outputs(report: ScoreReport, summary: dict[str, Any], out_dir: Path) -
     """``scores.json``, ``per_class.csv`` and ``confusion_<chart>.png`` in ``out_dir`` (each atomic)."""
     import csv
 
-    from autoice.atomic import atomic_output
+    from autoice.atomic import atomic_output, ensure_folder
 
-    out_dir.mkdir(parents=True, exist_ok=True)
+    ensure_folder(out_dir)
     pooled = report.pooled
     with atomic_output(out_dir / "scores.json") as tmp:
         tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from autoice import schema
-from autoice.atomic import atomic_output
+from autoice.atomic import atomic_output, ensure_folder
 from autoice.config import DataConfig
 from autoice.errors import AutoiceError, SceneError
 
@@ -235,7 +235,7 @@ def build_cache(scenes: Sequence[Path], data_cfg: DataConfig, cache_dir: Path, *
         else:
             metas[key] = meta
     if todo:
-        folder.mkdir(parents=True, exist_ok=True)
+        ensure_folder(folder)
         _write_config(folder, data_cfg)
         bar = tqdm(total=len(todo), desc="caching scenes", unit="scene", file=sys.stderr, disable=not progress)
         with bar:

@@ -14,7 +14,8 @@ import torch
 from autoice.checkpoints import load_checkpoint
 from autoice.config import load_config
 from autoice.errors import AutoiceError
-from autoice.train import split_scenes, train
+from autoice.splits import fraction_split as split_scenes
+from autoice.train import train
 
 TINY = [
     "train.epochs=2", "train.batches_per_epoch=3", "train.batch_size=4", "data.patch_size=32",

@@ -8,14 +8,13 @@ the pooled figures computed here, so both sides use one definition of every figu
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 import numpy as np
+
+from autoice import schema
 
 #: Number of classes per chart (index = class), 255 counted separately as ``masked``.
 N_CLASSES = {"SIC": 11, "SOD": 6, "FLOE": 7}
@@ -46,10 +45,8 @@ class RealScene:
 @lru_cache(maxsize=1)
 def real_scenes() -> tuple[RealScene, ...]:
     """The 512 official training scenes, in file order."""
-    text = resources.files("autoice.resources").joinpath("real_scenes.csv").read_text()
-    rows = csv.DictReader(io.StringIO("".join(line for line in text.splitlines(True) if not line.startswith("#"))))
     out = []
-    for r in rows:
+    for r in schema.packaged_csv("real_scenes.csv"):
         counts = {c: np.array([int(r[f"{c}_{i}"]) for i in range(n)], np.int64) for c, n in N_CLASSES.items()}
         masked = {c: int(r[f"{c}_255"]) for c in N_CLASSES}
         out.append(RealScene(r["scene"], r["service"], r["region"], int(r["month"]), counts, masked))

@@ -281,9 +281,14 @@ def official_test_scenes() -> tuple[str, ...]:
 
     Their chart ids name the region (:func:`chart_region`), which the released reference files may not carry.
     """
-    text = resources.files("autoice.resources").joinpath("official_test_scenes.csv").read_text()
-    rows = csv.DictReader(io.StringIO("".join(line for line in text.splitlines(True) if not line.startswith("#"))))
-    return tuple(r["raw_name"] for r in rows)
+    return tuple(r["raw_name"] for r in packaged_csv("official_test_scenes.csv"))
+
+
+def packaged_csv(name: str) -> list[dict[str, str]]:
+    """Rows of a CSV file shipped in ``autoice/resources`` (lines starting with ``#`` are its header notes)."""
+    text = resources.files("autoice.resources").joinpath(name).read_text()
+    body = "".join(line for line in text.splitlines(True) if not line.startswith("#"))
+    return list(csv.DictReader(io.StringIO(body)))
 
 
 # --------------------------------------------------------------------------- seasons

@@ -117,13 +117,6 @@ class _Run:
         return self.work / "checkpoints" / "best.pt"
 
 
-def split_scenes(files: list[Path], val_fraction: float, seed: int) -> tuple[list[Path], list[Path]]:
-    """Seeded hold-out: the same files and seed always give the same split."""
-    from autoice.splits import fraction_split
-
-    return fraction_split(files, val_fraction, seed)
-
-
 def dataset_fingerprint(files: list[Path]) -> str:
     """Hash of the scene names and sizes (a cheap identity of the data a run saw)."""
     h = hashlib.sha256()

@@ -256,7 +256,13 @@ def load_config(preset: str | None = None, config_file: str | Path | None = None
         path = Path(config_file)
         if not path.is_file():
             raise ConfigError(f"{path}: no such config file")
-        data = _read_yaml(path.read_text(), str(path))
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{path}: not a YAML text file (not UTF-8 at byte {exc.start})") from exc
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read this config file: {exc.strerror}") from exc
+        data = _read_yaml(text, str(path))
         base = data.pop("preset", None)
         if base is not None:
             _apply_mapping(cfg, _preset_mapping(str(base)), f"preset {base}")

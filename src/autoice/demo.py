@@ -34,6 +34,16 @@ def run_demo(workdir: str | Path = "demo", *, n_train: int = 16, n_test: int = 4
              width: int = 448, seed: int = 0, overrides: tuple[str, ...] = (), workers: int = 2,
              progress: bool = True) -> DemoResult:  # fmt: skip
     """Run the whole product on synthetic scenes; see the module docstring for the outputs."""
+    from autoice.locks import hold
+
+    with hold(workdir, "autoice demo"):
+        return _run_demo(Path(workdir), n_train=n_train, n_test=n_test, height=height, width=width, seed=seed,
+                         overrides=overrides, workers=workers, progress=progress)  # fmt: skip
+
+
+def _run_demo(work: Path, *, n_train: int, n_test: int, height: int, width: int, seed: int,
+              overrides: tuple[str, ...], workers: int, progress: bool) -> DemoResult:  # fmt: skip
+    """:func:`run_demo`, with the workdir held."""
     from autoice import report, submission, synth
     from autoice.atomic import atomic_output
     from autoice.config import load_config
@@ -42,7 +52,6 @@ def run_demo(workdir: str | Path = "demo", *, n_train: int = 16, n_test: int = 4
     from autoice.tracking import tracking_uri
     from autoice.train import train
 
-    work = Path(workdir)
     data = work / "data"
     timings: dict[str, float] = {}
 

@@ -8,6 +8,7 @@ single process never touches ``torch.distributed``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,9 +41,23 @@ def select_device(spec: str, local_rank: int = 0) -> torch.device:
     """``auto`` -> CUDA (this rank's GPU) when available, else CPU; or the named device."""
     if spec == "auto":
         return torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", spec):
+        raise ConfigError(f"device {spec!r}: must be auto, cpu, cuda or cuda:N")
     if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"train.device: {spec} asked for but CUDA is not available")
+        raise ConfigError(f"device {spec}: asked for but CUDA is not available")
     return torch.device(spec)
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory a training step can still use on ``device`` (free GPU memory, or available RAM)."""
+    try:
+        if device.type == "cuda":
+            return int(torch.cuda.mem_get_info(device)[0])
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except Exception:  # unknown: no check
+        return None
 
 
 def init_distributed(device: str) -> Dist:

@@ -6,7 +6,8 @@ so anything a user can get wrong must surface as one of these, never as a traceb
 
 from __future__ import annotations
 
-from os import PathLike
+from collections.abc import Iterable
+from os import PathLike, fspath
 
 
 class AutoiceError(Exception):
@@ -44,3 +45,10 @@ class SubmissionError(_FileError):
 
 class ConfigError(AutoiceError):
     """A configuration value, preset or override is invalid."""
+
+
+def where(paths: str | PathLike[str] | Iterable[str | PathLike[str]]) -> str:
+    """One path, or several joined by commas, as a user typed them (never ``[PosixPath('...')]``)."""
+    if isinstance(paths, (str, PathLike)):
+        return fspath(paths)
+    return ", ".join(fspath(p) for p in paths)

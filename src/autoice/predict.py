@@ -22,7 +22,7 @@ import torch
 
 from autoice import schema
 from autoice.config import Config, config_from_dict
-from autoice.errors import AutoiceError, SceneError, SubmissionError
+from autoice.errors import AutoiceError, SceneError, SubmissionError, where
 from autoice.scenes import SceneKind, find_scenes, open_scene
 
 PathLike = str | os.PathLike[str]
@@ -131,7 +131,7 @@ def choose_tile(cfg: Config, shape: tuple[int, int], budget_bytes: float, *, max
 def _scene_files(data: PathLike | Sequence[PathLike]) -> list[Path]:
     files = [f for f in find_scenes(data, [SceneKind.TEST]) if not f.name.endswith(schema.REFERENCE_SUFFIX)]
     if not files:
-        raise SceneError(str(data), "no test scenes (*_prep.nc) found")
+        raise SceneError(where(data), "no test scenes (*_prep.nc) found")
     return files
 
 

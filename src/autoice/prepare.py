@@ -136,7 +136,7 @@ def prepare_file(
             table = charts.decode_polygon_codes(_codes(ds), mode=mode, sod_threshold=sod_threshold,
                                                 floe_threshold=floe_threshold)  # fmt: skip
         except AutoiceError as exc:
-            raise SceneError(src, f"polygon_codes: {exc}") from exc
+            raise SceneError(src, str(exc)) from exc
         tie = read_tiepoints(ds, src)
         try:
             _convert(ds, src, out, name, tie, table, block_lines)

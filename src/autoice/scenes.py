@@ -22,6 +22,7 @@ import xarray as xr
 from autoice import schema
 from autoice.atomic import AtomicNetCDF, atomic_output
 from autoice.errors import SceneError
+from autoice.interrupts import deferred
 
 PathLike = str | os.PathLike[str]
 
@@ -231,6 +232,11 @@ def find_scenes(paths: PathLike | Iterable[PathLike], kinds: Iterable[SceneKind 
         if p.is_dir():
             out.extend(f for f in sorted(p.glob("*.nc")) if kind_from_name(f.name) in wanted)
         elif p.exists():
+            named = kind_from_name(p.name)
+            if named is not None and named not in wanted:
+                hint = "; make its 80 m scene with `autoice prepare` first" if named == SceneKind.RAW else ""
+                expected = ", ".join(sorted(k.value for k in wanted))
+                raise SceneError(p, f"is a {named.value} scene, expected {expected}{hint}")
             out.append(p)
         else:
             raise SceneError(p, "no such file or folder")
@@ -267,7 +273,7 @@ def _encoding(ds: xr.Dataset, complevel: int) -> dict[str, dict[str, Any]]:
 
 def write_netcdf(ds: xr.Dataset, path: PathLike, *, complevel: int = 4) -> None:
     """Write ``ds`` as netCDF-4 with zlib on every numeric variable, atomically."""
-    with atomic_output(path) as tmp:
+    with atomic_output(path) as tmp, deferred():  # Ctrl-C inside xarray's write can deadlock on its lock
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds, complevel))
 
 
@@ -280,29 +286,33 @@ class StreamWriter(AtomicNetCDF):
 
     def __init__(self, path: PathLike, dims: Mapping[str, int], *, complevel: int = 4) -> None:
         super().__init__(path)
-        for name, size in dims.items():
-            self._nc.createDimension(name, size)
+        with deferred():
+            for name, size in dims.items():
+                self._nc.createDimension(name, size)
         self._complevel = complevel
 
     def create(self, name: str, dtype: np.dtype | str, dims: tuple[str, ...], attrs: Mapping[str, Any]) -> None:
         """Declare a variable (zlib-compressed, chunked by row blocks for 2-D full-grid variables)."""
         sizes = [len(self._nc.dimensions[d]) for d in dims]
         chunks = [min(s, 256) for s in sizes[:-1]] + [min(sizes[-1], 1024)] if sizes else None
-        var = self._nc.createVariable(name, dtype, dims, zlib=True, complevel=self._complevel, chunksizes=chunks)
-        var.setncatts(dict(attrs))
+        with deferred():
+            var = self._nc.createVariable(name, dtype, dims, zlib=True, complevel=self._complevel, chunksizes=chunks)
+            var.setncatts(dict(attrs))
 
     def write(self, name: str, data: np.ndarray, rows: slice | None = None) -> None:
         """Write ``data`` into variable ``name`` (all of it, or the given row slice)."""
         var = self._nc.variables[name]
-        if rows is None:
-            var[...] = data
-        else:
-            var[rows, ...] = data
+        with deferred():
+            if rows is None:
+                var[...] = data
+            else:
+                var[rows, ...] = data
 
     def set_attrs(self, name: str | None, attrs: Mapping[str, Any]) -> None:
         """Set attributes of a variable, or global attributes when ``name`` is None."""
         target = self._nc if name is None else self._nc.variables[name]
-        target.setncatts(dict(attrs))
+        with deferred():
+            target.setncatts(dict(attrs))
 
 
 def split_reference(rtt_path: PathLike) -> tuple[Path, Path]:

@@ -22,6 +22,7 @@ import numpy as np
 from autoice import schema
 from autoice.atomic import AtomicNetCDF
 from autoice.errors import SceneError, SubmissionError
+from autoice.interrupts import deferred
 from autoice.metrics import ScoreAccumulator, Scores, pool
 
 PathLike = str | os.PathLike[str]
@@ -94,11 +95,12 @@ class SubmissionWriter(AtomicNetCDF):
                 self.path, f"{name}: values [{int(a.min())}, {int(a.max())}] outside the {chart} classes 0..{n - 1}"
             )
         d0, d1 = dims_of(name)
-        self._nc.createDimension(d0, a.shape[0])
-        self._nc.createDimension(d1, a.shape[1])
         chunks = (max(1, min(a.shape[0], 256)), max(1, a.shape[1]))
-        var = self._nc.createVariable(name, "u1", (d0, d1), zlib=True, complevel=COMPLEVEL, chunksizes=chunks)
-        var[...] = a.astype(np.uint8, copy=False)
+        with deferred():
+            self._nc.createDimension(d0, a.shape[0])
+            self._nc.createDimension(d1, a.shape[1])
+            var = self._nc.createVariable(name, "u1", (d0, d1), zlib=True, complevel=COMPLEVEL, chunksizes=chunks)
+            var[...] = a.astype(np.uint8, copy=False)
         self.variables.append(name)
 
 

@@ -11,7 +11,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,48 @@ def git_commit() -> str:
         if out.returncode == 0:
             return out.stdout.strip()
     return "unknown"
+
+
+def _store_lock(uri: str) -> contextlib.AbstractContextManager[Any]:
+    """Serialize the start of runs on a local sqlite store.
+
+    Two runs creating one store at once break it for good (MLflow's schema migration is not safe
+    against a concurrent one).
+    """
+    from autoice.locks import hold
+
+    if not uri.startswith("sqlite:///"):
+        return contextlib.nullcontext()
+    db = Path(uri[len("sqlite:///") :])
+    return hold(db.parent, "MLflow store set-up", wait=True, name=f".{db.name}.lock")
+
+
+def _store_name(uri: str) -> str:
+    return uri[len("sqlite:///") :] if uri.startswith("sqlite:///") else uri
+
+
+@contextlib.contextmanager
+def store_errors(uri: str) -> Iterator[None]:
+    """Turn a failing MLflow store (full or read-only disk, broken database) into one line."""
+    import errno
+
+    from autoice.errors import AutoiceError, OutputError
+
+    try:
+        yield
+    except AutoiceError:
+        raise
+    except Exception as exc:
+        text = str(exc).strip()
+        low = text.lower()
+        code = exc.errno if isinstance(exc, OSError) else None
+        if "disk is full" in low or code in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputError(_store_name(uri), "MLflow store cannot be written: no space left on the device"
+                              ) from exc  # fmt: skip
+        if "readonly database" in low or "read-only" in low or code == errno.EROFS:
+            raise OutputError(_store_name(uri), "MLflow store cannot be written: read-only") from exc
+        first = text.splitlines()[0][:300] if text else type(exc).__name__
+        raise AutoiceError(f"{_store_name(uri)}: MLflow store error: {first}") from exc
 
 
 class NullTracker:
@@ -71,7 +113,12 @@ class Tracker(NullTracker):
         from mlflow.tracking import MlflowClient
 
         self.uri = tracking_uri(workdir)
-        self.client = MlflowClient(tracking_uri=self.uri)
+        with _store_lock(self.uri), store_errors(self.uri):
+            self.client = MlflowClient(tracking_uri=self.uri)
+            self._start(run_id, run_name, tags, experiment)
+
+    def _start(self, run_id: str | None, run_name: str | None, tags: Mapping[str, str] | None, experiment: str
+               ) -> None:  # fmt: skip
         if run_id is not None:
             self.run_id = run_id
             self.client.update_run(run_id, status="RUNNING")
@@ -88,10 +135,11 @@ class Tracker(NullTracker):
         """Log params (values stringified); already-logged params are skipped on resume."""
         from mlflow.entities import Param
 
-        existing = self.client.get_run(self.run_id).data.params
-        items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
-        for i in range(0, len(items), 100):
-            self.client.log_batch(self.run_id, params=items[i : i + 100])
+        with store_errors(self.uri):
+            existing = self.client.get_run(self.run_id).data.params
+            items = [Param(k, str(v)[:6000]) for k, v in params.items() if k not in existing]
+            for i in range(0, len(items), 100):
+                self.client.log_batch(self.run_id, params=items[i : i + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """Log a dict of metrics at a step."""
@@ -99,17 +147,21 @@ class Tracker(NullTracker):
 
         now = int(time.time() * 1000)
         items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
-        self.client.log_batch(self.run_id, metrics=items)
+        with store_errors(self.uri):
+            self.client.log_batch(self.run_id, metrics=items)
 
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         """Copy a file into the run's artifacts."""
-        self.client.log_artifact(self.run_id, str(path), artifact_path)
+        with store_errors(self.uri):
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
         """Set run tags."""
-        for k, v in tags.items():
-            self.client.set_tag(self.run_id, k, v)
+        with store_errors(self.uri):
+            for k, v in tags.items():
+                self.client.set_tag(self.run_id, k, v)
 
     def end(self, status: str = "FINISHED") -> None:
         """Mark the run finished (or FAILED / KILLED)."""
-        self.client.set_terminated(self.run_id, status=status)
+        with store_errors(self.uri):
+            self.client.set_terminated(self.run_id, status=status)

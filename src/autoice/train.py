@@ -18,6 +18,7 @@ process group are in :mod:`autoice.devices`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import random
@@ -31,7 +32,7 @@ import numpy as np
 import torch
 
 from autoice import schema
-from autoice.atomic import ensure_folder
+from autoice.atomic import ensure_folder, require_space
 from autoice.checkpoints import load_checkpoint, make_checkpoint, rng_state, save_checkpoint, set_rng_state
 from autoice.config import Config, config_from_dict, save_config
 from autoice.devices import (
@@ -44,7 +45,7 @@ from autoice.devices import (
     select_device,
     shutdown,
 )
-from autoice.errors import AutoiceError, SceneError
+from autoice.errors import AutoiceError, ConfigError, SceneError, where
 from autoice.scenes import SceneKind, find_scenes, open_scene
 from autoice.tracking import NullTracker
 
@@ -141,9 +142,20 @@ def train(
     With ``register``, the best checkpoint is logged as an MLflow pyfunc model in the run and
     registered under that name; the alias ``champion`` points at the best version by validation score.
     """
-    from autoice.data.loader import make_loader
+    from autoice.locks import hold
 
     work = Path(workdir)
+    rank0 = int(os.environ.get("RANK", "0")) == 0  # before the process group exists: torchrun's env
+    with hold(work, "autoice train") if rank0 else contextlib.nullcontext():
+        return _train(cfg, data, work, val_data=val_data, cache_dir=cache_dir, resume=resume, progress=progress,
+                      register=register)  # fmt: skip
+
+
+def _train(cfg: Config, data: Any, work: Path, *, val_data: Any, cache_dir: Any, resume: bool, progress: bool,
+           register: str | None) -> TrainResult:  # fmt: skip
+    """:func:`train`, with the workdir held."""
+    from autoice.data.loader import make_loader
+
     state = load_checkpoint(work / "checkpoints" / "last.pt") if resume else None
     if state is not None and cfg is None:
         cfg = config_from_dict(state["config"])
@@ -151,9 +163,13 @@ def train(
         _check_resumable(cfg, state, work / "checkpoints" / "last.pt")
     d = init_distributed(cfg.train.device)
     device = select_device(cfg.train.device, d.local_rank)
+    _check_step_memory(cfg, device)
     _seed(cfg.train.seed + d.rank)
     scenes = _prepare_data(cfg, d, work, data, val_data, cache_dir, progress=progress)
     run = _build_training(cfg, d, device, work, scenes, state)
+    if d.main:  # checkpoints hold model, EMA and Adam's two moments; the store needs a few MiB
+        n_params = sum(p.numel() for p in run.model.parameters())
+        require_space(work, (8 << 20) + 2 * 4 * 4 * n_params, "the run's checkpoints and MLflow store")
     _start_tracking(run)
     loader = make_loader(scenes.train, cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed, rank=d.rank,
                          world_size=d.world_size, batches=cfg.train.batches_per_epoch)  # fmt: skip
@@ -251,7 +267,7 @@ def _scene_files(data: Any, kind: SceneKind) -> list[Path]:
     files = find_scenes(data, [kind])
     files = [f for f in files if schema.parse_rtt_name(f.name) and not f.name.endswith(schema.REFERENCE_SUFFIX)]
     if not files:
-        raise SceneError(str(data), "no ready-to-train scenes (*_prep.nc) found")
+        raise SceneError(where(data), "no ready-to-train scenes (*_prep.nc) found")
     for f in files:  # structure only: the cache build checks chart values when it reads a scene
         with open_scene(f, SceneKind.TRAIN, check_values=False):
             pass
@@ -284,6 +300,27 @@ def _build_training(cfg: Config, d: Dist, device: torch.device, work: Path, scen
         run.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank]
                                                             if device.type == "cuda" else None)  # fmt: skip
     return run
+
+
+def step_memory_bytes(cfg: Config) -> int:
+    """A low estimate of one training step's memory: the batch plus the U-Net's stored activations.
+
+    Measured peaks on CPU are about 11x ``batch x patch^2 x 4 B x (channels + sum_l filters_l / 4^l)``
+    (mmseaice preset: 2.6 GiB at batch 16, patch 256); 8x keeps the estimate below every measurement.
+    """
+    per_pixel = len(cfg.data.inputs) + sum(f / 4**level for level, f in enumerate(cfg.model.filters))
+    return int(8 * cfg.train.batch_size * cfg.data.patch_size**2 * 4 * per_pixel)
+
+
+def _check_step_memory(cfg: Config, device: torch.device) -> None:
+    """Refuse a batch that cannot fit (``data.patch_size=4096`` once ate 21 GB before the OS killed it)."""
+    from autoice.devices import available_bytes
+
+    need, have = step_memory_bytes(cfg), available_bytes(device)
+    if have is not None and need > have:
+        raise ConfigError(f"data.patch_size {cfg.data.patch_size} with train.batch_size {cfg.train.batch_size} needs "
+                          f"about {need / 2**30:.1f} GiB per training step, {device} has {have / 2**30:.1f} GiB "
+                          "available; lower data.patch_size or train.batch_size")  # fmt: skip
 
 
 def _optimizer(cfg: Config, params: Any) -> torch.optim.Optimizer:

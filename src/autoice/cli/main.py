@@ -14,7 +14,7 @@ import traceback
 
 import click
 
-from autoice import __version__
+from autoice import __version__, interrupts
 from autoice.errors import AutoiceError
 
 #: subcommand -> module under autoice.cli exposing a click command named ``command``.
@@ -56,9 +56,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the CLI, turning handled errors into one line and exit 1."""
+    """Console-script entry point: run the CLI, turning handled errors into one line and exit 1.
+
+    Ctrl-C and SIGTERM stop the command cleanly (no partial outputs) with exit 130 and 143.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    interrupts.install()
     try:
         cli.main(args=args, prog_name="autoice", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -66,12 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("autoice: aborted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("autoice: interrupted", err=True)
-        sys.exit(130)
+    except (click.Abort, KeyboardInterrupt) as exc:  # click wraps Ctrl-C (and our SIGTERM) in Abort
+        cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__cause__
+        code = interrupts.exit_code(cause) if isinstance(cause, KeyboardInterrupt) else 130
+        what = "terminated (SIGTERM)" if code == 143 else "interrupted"
+        click.echo(f"autoice: {what}; no partial output was left", err=True)
+        sys.exit(code)
     except AutoiceError as exc:
         if debug:
             traceback.print_exc()

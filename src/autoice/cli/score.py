@@ -164,15 +164,17 @@ def format_table(summary: dict[str, Any], *, per_scene: bool) -> str:
 
 
 def write_outputs(report: ScoreReport, summary: dict[str, Any], out_dir: Path) -> None:
-    """``scores.json``, ``per_class.csv`` and ``confusion_<chart>.png`` in ``out_dir`` (each atomic)."""
+    """``per_class.csv``, ``confusion_<chart>.png`` and, last, ``scores.json`` in ``out_dir`` (each atomic)."""
+    import contextlib
     import csv
 
     from autoice.atomic import atomic_output, ensure_folder
 
     ensure_folder(out_dir)
     pooled = report.pooled
-    with atomic_output(out_dir / "scores.json") as tmp:
-        tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")
+    marker = out_dir / "scores.json"  # written last: present means the folder is complete
+    with contextlib.suppress(FileNotFoundError):
+        marker.unlink()  # a rerun interrupted half-way must not look complete with the old scores
     with atomic_output(out_dir / "per_class.csv") as tmp, tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["chart", "class", "name", "precision", "recall", "f1", "support"])
@@ -188,3 +190,5 @@ def write_outputs(report: ScoreReport, summary: dict[str, Any], out_dir: Path) -
     for chart in schema.CHARTS:
         figure = confusion_figure(pooled.charts[chart].confusion_matrix(), chart)
         save_figure(figure, out_dir / f"confusion_{chart}.png")
+    with atomic_output(marker) as tmp:
+        tmp.write_text(jsonout.dumps(summary, indent=2) + "\n")

@@ -15,6 +15,7 @@ uncompressed ``.npy`` files: a patch is a strided read from the page cache, no d
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -29,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from autoice import schema
-from autoice.atomic import atomic_output, ensure_folder
+from autoice.atomic import atomic_output, ensure_folder, require_space
 from autoice.config import DataConfig
 from autoice.errors import AutoiceError, SceneError
 
@@ -116,6 +117,24 @@ def _fresh_meta(folder: Path, key: str, source: Path, with_labels: bool) -> dict
     return meta
 
 
+def _reserve(path: Path) -> None:
+    """Allocate a memory-mapped file's blocks now.
+
+    A full disk then fails here with ENOSPC, instead of killing the process with SIGBUS when a page
+    of the (sparse) map is first written.
+    """
+    if not hasattr(os, "posix_fallocate"):
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise
+    finally:
+        os.close(fd)
+
+
 def _write_npy(path: Path, array: np.ndarray) -> None:
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
@@ -133,8 +152,11 @@ def build_one(source: Path, folder: Path, key: str, channels: Sequence[str], dow
     with open_scene(source, SceneKind.TRAIN if with_labels else SceneKind.TEST) as ds:
         full = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
         h, w = downscaled_shape(full, downscale)
+        require_space(folder, len(channels) * h * w * np.dtype(dtype).itemsize + len(schema.CHARTS) * h * w,
+                      f"the cache entry of {source.name}")  # fmt: skip
         with atomic_output(inputs_file) as tmp:
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(len(channels), h, w))
+            _reserve(tmp)
             for i, name in enumerate(channels):  # one channel in memory at a time
                 mm[i] = cast_channel(read_channel(ds, name, downscale), mm.dtype)
             mm.flush()

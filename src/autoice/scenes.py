@@ -5,6 +5,7 @@ ready-to-train (RTT) 80 m scenes with charts (train), RTT scenes without charts 
 the released test references (charts only). :func:`open_scene` checks a file completely
 against :mod:`autoice.schema` and returns an xarray Dataset known to be valid, or raises a
 :class:`~autoice.errors.SceneError` whose one line names the file and the fault.
+:func:`read_variable` reads its data, turning a damaged chunk into such an error too.
 """
 
 from __future__ import annotations
@@ -85,7 +86,8 @@ def open_scene(path: PathLike, kind: SceneKind | str | None = None, *, check_val
         check_values: also read the charts (uint8, cheap) to check their class ranges.
 
     Returns:
-        The open Dataset (use it as a context manager). Nothing but the charts is read.
+        The open Dataset (use it as a context manager). Nothing but the charts is read; read the
+        rest with :func:`read_variable`.
     """
     p = Path(path)
     explicit = kind is not None
@@ -99,6 +101,7 @@ def open_scene(path: PathLike, kind: SceneKind | str | None = None, *, check_val
     kind = SceneKind(kind)
     _check_name(p, kind)
     ds = _open(p)
+    ds.encoding["source"] = str(p)  # as given (xarray made it absolute): read_variable names the file so
     try:
         if not explicit and kind == SceneKind.TRAIN and not has_charts(ds):
             kind = SceneKind.TEST  # a _prep.nc without charts is a test scene
@@ -149,7 +152,7 @@ def _check_chart_values(ds: xr.Dataset, path: Path) -> None:
     for chart in schema.CHARTS:
         if chart not in ds.variables:
             continue
-        counts = np.bincount(np.asarray(ds[chart].values, dtype=np.uint8).ravel(), minlength=256)
+        counts = np.bincount(np.asarray(read_variable(ds, chart, path=path), dtype=np.uint8).ravel(), minlength=256)
         bad = np.flatnonzero(counts[schema.N_CLASSES[chart] : schema.CHART_FILL])
         if bad.size:
             first = int(bad[0]) + schema.N_CLASSES[chart]
@@ -215,6 +218,32 @@ def _validate_raw(ds: xr.Dataset, p: Path) -> None:
     codes = ds[schema.POLYGON_CODES]
     if codes.ndim != 1 or codes.dtype.kind not in "OUS":
         raise SceneError(p, f"variable {schema.POLYGON_CODES} must be a 1-D array of strings, got {codes.dtype}")
+
+
+# ----------------------------------------------------------------------------- reading
+#: What netCDF-4/HDF5 raise when stored bytes cannot be decoded although the file opened (a damaged
+#: compressed chunk gives ``RuntimeError: NetCDF: HDF error``; a short read an OSError).
+_READ_ERRORS: tuple[type[Exception], ...] = (OSError, RuntimeError)
+
+
+def damaged(path: PathLike, name: str, exc: BaseException) -> SceneError:
+    """The one error for a variable of a scene whose data cannot be read (for readers that bypass xarray)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SceneError(path, f"cannot read variable {name}: data are damaged ({reason})")
+
+
+def read_variable(ds: xr.Dataset, name: str, key: Any = None, *, path: PathLike | None = None) -> np.ndarray:
+    """The values of variable ``name`` of an open scene (all of them, or the positional block ``key``).
+
+    Every read of scene data goes through here: the file opened and validated, but a damaged chunk
+    only fails when its data are touched, as a bare ``RuntimeError``; this names the file and the
+    variable instead (:func:`damaged`). ``path`` defaults to the file the Dataset was opened from.
+    """
+    var = ds.variables[name]
+    try:
+        return np.asarray((var if key is None else var[key]).values)
+    except _READ_ERRORS as exc:
+        raise damaged(path if path is not None else ds.encoding.get("source", "<dataset>"), name, exc) from exc
 
 
 # ----------------------------------------------------------------------------- finding

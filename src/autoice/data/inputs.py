@@ -27,6 +27,7 @@ import xarray as xr
 from autoice import schema
 from autoice.errors import ConfigError, SceneError
 from autoice.prepare import interp_weights
+from autoice.scenes import read_variable
 
 #: Channels computed from a scene rather than stored in it (matches ``autoice.config.DERIVED_INPUTS``).
 DERIVED_CHANNELS: tuple[str, ...] = ("latitude", "longitude", "month")
@@ -113,17 +114,17 @@ def read_channel(ds: xr.Dataset, name: str, downscale: int) -> np.ndarray:
     h, w = downscaled_shape(full, downscale)
     d = downscale
     if name in schema.FULL_GRID_INPUTS:
-        x = np.asarray(ds.variables[name].values, dtype=np.float32)
+        x = np.asarray(read_variable(ds, name), dtype=np.float32)
         if d > 1:
             x = np.ascontiguousarray(x[::d, ::d])
     elif name in schema.COARSE_VARIABLES:
-        coarse = np.asarray(ds.variables[name].values, dtype=np.float32)
+        coarse = np.asarray(read_variable(ds, name), dtype=np.float32)
         rows = coarse_index(full[0], coarse.shape[0], d)
         cols = coarse_index(full[1], coarse.shape[1], d)
         x = coarse[rows[:, None], cols[None, :]]
     elif name in ("latitude", "longitude"):
         var = schema.TIEPOINT_LATITUDE if name == "latitude" else schema.TIEPOINT_LONGITUDE
-        grid = np.asarray(ds.variables[var].values, dtype=np.float64)
+        grid = np.asarray(read_variable(ds, var), dtype=np.float64)
         mean, std = schema.LATLON_MEANSTD[name]
         if name == "latitude":
             x = tiepoint_field((grid - mean) / std, full, d)
@@ -171,5 +172,5 @@ def scene_labels(ds: xr.Dataset, downscale: int) -> np.ndarray:
     h, w = downscaled_shape(_full_size(ds), downscale)
     out = np.empty((len(schema.CHARTS), h, w), dtype=schema.CHART_DTYPE)
     for i, chart in enumerate(schema.CHARTS):
-        out[i] = np.asarray(ds.variables[chart].values)[::downscale, ::downscale]
+        out[i] = read_variable(ds, chart)[::downscale, ::downscale]
     return out

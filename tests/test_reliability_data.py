@@ -1,7 +1,7 @@
 """Damaged and non-finite scene data: one line naming the file and the variable, never a traceback or NaN training.
 
-Covers a fault of real files: a compressed chunk whose bytes are damaged (the file opens, reading
-the variable fails inside HDF5).
+Covers faults of real files: a compressed chunk whose bytes are damaged (the file opens, reading
+the variable fails inside HDF5) and non-finite geolocation tie points.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from autoice.cli.main import main
 from autoice.config import DataConfig
 from autoice.data.cache import build_cache
 from autoice.errors import SceneError
-from autoice.scenes import open_scene
+from autoice.scenes import SceneKind, open_scene
 from autoice.submission import SubmissionWriter, scene_shapes, score_submission
 
 DAMAGED = "data are damaged (NetCDF: HDF error)"
@@ -205,3 +205,64 @@ def test_score_reports_a_damaged_reference_chunk_in_the_same_words(synth_data, t
     with pytest.raises(SceneError) as err:
         score_submission(upload, test)
     assert str(err.value) == f"{ref}: cannot read variable SIC: {DAMAGED}"
+
+
+# ----------------------------------------------------------------------------- 2. non-finite geolocation
+@pytest.mark.parametrize("kind", [SceneKind.TRAIN, SceneKind.TEST])
+@pytest.mark.parametrize(("name", "value"), [(schema.TIEPOINT_LATITUDE, np.nan),
+                                             (schema.TIEPOINT_LONGITUDE, np.inf),
+                                             (schema.TIEPOINT_LONGITUDE, -np.inf)])  # fmt: skip
+def test_rtt_non_finite_geolocation_is_a_scene_error(train_ds, tmp_path, kind, name, value):
+    ds = train_ds.copy(deep=True)
+    if kind == SceneKind.TEST:
+        ds = ds.drop_vars(list(schema.CHARTS))
+    ds[name].values[3, 4] = value
+    path = tmp_path / "20211122T210615_dmi_prep.nc"
+    ds.to_netcdf(path, engine="netcdf4")
+    with pytest.raises(SceneError) as err:
+        open_scene(path, kind)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: variable {name} has 1 non-finite value"), msg
+    assert "\n" not in msg
+
+
+def test_predict_refuses_nan_geolocation(trained_run, test_ds, tmp_path, capsys):
+    ds = test_ds.copy(deep=True)
+    ds[schema.TIEPOINT_LATITUDE].values[:] = np.nan
+    data = tmp_path / "test"
+    data.mkdir()
+    path = data / "20190908T032625_cis_prep.nc"
+    ds.to_netcdf(path, engine="netcdf4")
+    out = tmp_path / "upload_package.nc"
+    code, err = _cli(["predict", "--quiet", "--model", str(trained_run), "--data", str(data), "-o", str(out)], capsys)
+    assert code == 1
+    _assert_one_line(err, path, f"variable {schema.TIEPOINT_LATITUDE} has 441 non-finite values")
+    assert not out.exists()
+
+
+def test_train_refuses_non_finite_geolocation(synth_data, tmp_path, capsys):
+    files = _train_copy(synth_data, tmp_path / "train")
+    path = files[-1]
+    ds = _load(path)
+    ds[schema.TIEPOINT_LONGITUDE].values[0, 0] = np.inf
+    path.unlink()
+    ds.to_netcdf(path, engine="netcdf4")
+    code, err = _cli(["train", "--quiet", "--preset", "demo", "--data", str(path.parent), "--workdir",
+                      str(tmp_path / "run"), "--set", "train.epochs=1"], capsys)  # fmt: skip
+    assert code == 1
+    _assert_one_line(err, path, f"variable {schema.TIEPOINT_LONGITUDE} has 1 non-finite value")
+
+
+@pytest.mark.parametrize("name", ["sar_grid_latitude", "sar_grid_longitude"])
+def test_raw_non_finite_geolocation_is_a_scene_error(tmp_path, name):
+    raw = handmade.write(tmp_path)
+    ds = _load(raw)
+    ds[name].values[[5, 17]] = np.nan
+    raw.unlink()
+    ds.to_netcdf(raw, engine="netcdf4")
+    with pytest.raises(SceneError) as err:
+        open_scene(raw, SceneKind.RAW)
+    assert str(err.value).startswith(f"{raw}: variable {name} has 2 non-finite values")
+    with pytest.raises(SceneError, match=f"variable {name} has 2 non-finite values"):
+        prepare.prepare_file(raw, tmp_path / "out")
+    assert not (tmp_path / "out" / handmade.RTT_NAME).exists()

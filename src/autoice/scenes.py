@@ -86,8 +86,9 @@ def open_scene(path: PathLike, kind: SceneKind | str | None = None, *, check_val
         check_values: also read the charts (uint8, cheap) to check their class ranges.
 
     Returns:
-        The open Dataset (use it as a context manager). Nothing but the charts is read; read the
-        rest with :func:`read_variable`.
+        The open Dataset (use it as a context manager). Nothing but the charts and the small
+        tie-point geolocation grids (which must be finite) is read; read the rest with
+        :func:`read_variable`.
     """
     p = Path(path)
     explicit = kind is not None
@@ -163,6 +164,16 @@ def _check_chart_values(ds: xr.Dataset, path: Path) -> None:
             )
 
 
+def _check_finite(ds: xr.Dataset, path: Path, names: Iterable[str], why: str) -> None:
+    """Every value of these (small) variables is finite; NaN/Inf tie points would make NaN inputs downstream."""
+    for n in names:
+        x = read_variable(ds, n, path=path)
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise SceneError(path, f"variable {n} has {bad} non-finite value{'s' if bad > 1 else ''} (NaN or Inf); "
+                             f"{why}")  # fmt: skip
+
+
 def validate(ds: xr.Dataset, path: PathLike, kind: SceneKind, *, check_values: bool = True) -> None:
     """Check ``ds`` against the format for ``kind``; raise SceneError on the first fault."""
     p = Path(path)
@@ -189,6 +200,7 @@ def validate(ds: xr.Dataset, path: PathLike, kind: SceneKind, *, check_values: b
     for n in schema.TIEPOINT_VARIABLES:
         if ds[n].shape != (schema.TIEPOINT_GRID, schema.TIEPOINT_GRID):
             raise SceneError(p, f"variable {n} has shape {ds[n].shape}, expected (21, 21)")
+    _check_finite(ds, p, schema.TIEPOINT_VARIABLES, "tie-point geolocation must be finite")
     full = tuple(ds.sizes[d] for d in schema.FULL_DIMS)
     _check_grids(p, full, tuple(ds.sizes[d] for d in schema.COARSE_DIMS), schema.CELL_RTT, min_size=2)
     if check_values and charts_needed:
@@ -215,6 +227,8 @@ def _validate_raw(ds: xr.Dataset, p: Path) -> None:
     for n in schema.RAW_REQUIRED_TIEPOINTS:
         if ds[n].ndim != 1 or ds[n].size != n_tie:
             raise SceneError(p, f"tie-point variable {n} has shape {ds[n].shape}, expected ({n_tie},)")
+    _check_dtype(ds, p, schema.RAW_GEOLOCATION, "fiu", "numeric degrees")
+    _check_finite(ds, p, schema.RAW_GEOLOCATION, "tie-point geolocation must be finite")
     codes = ds[schema.POLYGON_CODES]
     if codes.ndim != 1 or codes.dtype.kind not in "OUS":
         raise SceneError(p, f"variable {schema.POLYGON_CODES} must be a 1-D array of strings, got {codes.dtype}")

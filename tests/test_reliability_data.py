@@ -1,11 +1,12 @@
 """Damaged and non-finite scene data: one line naming the file and the variable, never a traceback or NaN training.
 
-Covers faults of real files: a compressed chunk whose bytes are damaged (the file opens, reading
-the variable fails inside HDF5) and non-finite geolocation tie points.
+Covers three faults of real files: a compressed chunk whose bytes are damaged (the file opens, reading
+the variable fails inside HDF5), non-finite geolocation tie points, and +-Inf in an input variable.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import zlib
 from pathlib import Path
@@ -19,6 +20,7 @@ from autoice import prepare, schema
 from autoice.cli.main import main
 from autoice.config import DataConfig
 from autoice.data.cache import build_cache
+from autoice.data.inputs import scene_inputs
 from autoice.errors import SceneError
 from autoice.scenes import SceneKind, open_scene
 from autoice.submission import SubmissionWriter, scene_shapes, score_submission
@@ -266,3 +268,62 @@ def test_raw_non_finite_geolocation_is_a_scene_error(tmp_path, name):
     with pytest.raises(SceneError, match=f"variable {name} has 2 non-finite values"):
         prepare.prepare_file(raw, tmp_path / "out")
     assert not (tmp_path / "out" / handmade.RTT_NAME).exists()
+
+
+# ----------------------------------------------------------------------------- 3. +-Inf in inputs is no data
+def _with_inf(ds: xr.Dataset) -> xr.Dataset:
+    ds = ds.copy(deep=True)
+    ds["nersc_sar_primary"].values[10, 20] = np.inf
+    ds["nersc_sar_primary"].values[11, 21] = -np.inf
+    ds["t2m"].values[1, 2] = np.inf  # 2 km cell (1, 2): 80 m pixels [25, 50) x [50, 75)
+    return ds
+
+
+def test_inf_inputs_are_no_data_in_the_training_cache(train_ds, tmp_path):
+    path = tmp_path / "20211122T210615_dmi_prep.nc"
+    _with_inf(train_ds).to_netcdf(path, engine="netcdf4")
+    cfg = DataConfig(inputs=["nersc_sar_primary", "t2m"], downscale=1, cache_dtype="float16")
+    (cached,) = build_cache([path], cfg, tmp_path / "cache", progress=False)
+    x = np.asarray(cached.inputs, dtype=np.float32)
+    assert x[0, 10, 20] == schema.INPUT_FILL and x[0, 11, 21] == schema.INPUT_FILL
+    np.testing.assert_array_equal(x[1, 25:50, 50:75], schema.INPUT_FILL)
+    expected = train_ds["nersc_sar_primary"].values.astype(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(x[0, 12:, :], expected[12:, :])  # the rest untouched
+    assert np.all(np.isfinite(x)) and np.abs(x).max() < 100
+
+
+def test_inf_inputs_are_no_data_for_prediction(test_ds, tmp_path):
+    path = tmp_path / "20190908T032625_cis_prep.nc"
+    _with_inf(test_ds).to_netcdf(path, engine="netcdf4")
+    with open_scene(path, check_values=False) as ds:
+        x = scene_inputs(ds, ["nersc_sar_primary", "t2m"], 1)
+    assert x[0, 10, 20] == schema.INPUT_FILL and x[0, 11, 21] == schema.INPUT_FILL
+    np.testing.assert_array_equal(x[1, 25:50, 50:75], schema.INPUT_FILL)
+    assert np.all(np.isfinite(x))
+
+
+def test_inspect_statistics_skip_inf_like_no_data(test_ds, tmp_path, capsys):
+    path = tmp_path / "20190908T032625_cis_prep.nc"
+    _with_inf(test_ds).to_netcdf(path, engine="netcdf4")
+    try:
+        main(["inspect", "--json", str(path)])
+    except SystemExit as exc:
+        assert exc.code in (0, None)
+    stats = json.loads(capsys.readouterr().out)["inputs"]
+    for name in ("nersc_sar_primary", "t2m"):
+        assert stats[name]["mean"] is not None and np.isfinite(stats[name]["max"]), (name, stats[name])
+        assert stats[name]["valid_share"] < 1.0
+
+
+def test_prepare_turns_inf_in_a_raw_2km_variable_into_no_data(tmp_path):
+    raw = handmade.write(tmp_path)
+    ds = _load(raw)
+    ds["btemp_18_7h"].values[1, 1] = np.inf
+    ds["tcwv"].values[0, 2] = -np.inf
+    raw.unlink()
+    ds.to_netcdf(raw, engine="netcdf4")
+    out = prepare.prepare_file(raw, tmp_path / "out").output
+    rtt = _load(out)
+    assert rtt["btemp_18_7h"].values[1, 1] == schema.INPUT_FILL
+    assert rtt["tcwv"].values[0, 2] == schema.INPUT_FILL
+    assert np.abs(rtt["btemp_18_7h"].values).max() < 100

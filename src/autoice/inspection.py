@@ -71,8 +71,11 @@ def _stats(x: np.ndarray, name: str, *, scaled: bool) -> dict[str, float]:
     x = x.astype(np.float64, copy=False)
     if scaled:
         mean, std = schema.global_meanstd()[name]
-        # In RTT files 0 is no-data on the full grid (coarse variables have no mask).
-        valid = x != schema.INPUT_FILL if name in schema.FULL_GRID_INPUTS else np.ones(x.shape, bool)
+        # In RTT files 0 is no-data on the full grid (coarse variables have no mask); NaN/Inf are no data anywhere,
+        # as in the model inputs (autoice.data.inputs.read_channel).
+        valid = np.isfinite(x)
+        if name in schema.FULL_GRID_INPUTS:
+            valid &= x != schema.INPUT_FILL
         phys = x[valid] * std + mean
     else:
         valid = np.isfinite(x)

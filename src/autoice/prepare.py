@@ -181,7 +181,8 @@ def _convert(
             x = np.asarray(read_variable(ds, n, path=src), dtype=np.float64)
             finite = x[np.isfinite(x)]
             attrs = {"min": float(finite.min()), "max": float(finite.max())} if finite.size else {}
-            wr.write(n, np.nan_to_num(_scale(n, x), nan=schema.INPUT_FILL))
+            scaled = _scale(n, x)
+            wr.write(n, np.where(np.isfinite(scaled), scaled, np.float32(schema.INPUT_FILL)))  # NaN/Inf: no data
             wr.set_attrs(n, attrs)
         wr.write(schema.TIEPOINT_LATITUDE, tie.latitude)
         wr.write(schema.TIEPOINT_LONGITUDE, tie.longitude)

@@ -12,7 +12,8 @@ Everything here is pure array work on an open RTT Dataset (no caching, no torch)
 - ``month`` is the constant ``2 m / 11 - 1`` with ``m = 0..11`` the acquisition month.
 
 Where the full grid has no data the derived and coarse channels keep their values: only the
-labels say what is masked.
+labels say what is masked. Stored values that are not finite (NaN from a decoded ``_FillValue``,
++-Inf) are no data and become the format's no-data value 0.
 """
 
 from __future__ import annotations
@@ -137,8 +138,11 @@ def read_channel(ds: xr.Dataset, name: str, downscale: int) -> np.ndarray:
     else:
         valid = (*schema.INPUT_VARIABLES, *DERIVED_CHANNELS)
         raise ConfigError(f"data.inputs: unknown channel {name!r}; valid: {', '.join(valid)}")
-    if name not in DERIVED_CHANNELS and np.isnan(x).any():  # a _FillValue decoded by xarray: no data
-        x = np.where(np.isnan(x), np.float32(schema.INPUT_FILL), x)  # not in place: x may be the caller's data
+    if name not in DERIVED_CHANNELS:
+        # NaN (a _FillValue decoded by xarray) and +-Inf carry no measurement: no data, as the format's 0
+        finite = np.isfinite(x)
+        if not finite.all():
+            x = np.where(finite, x, np.float32(schema.INPUT_FILL))  # not in place: x may be the caller's data
     return x
 
 

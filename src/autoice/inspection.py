@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from autoice import charts, schema
-from autoice.scenes import SceneKind, has_charts, kind_from_name, open_scene
+from autoice.scenes import SceneKind, has_charts, kind_from_name, open_scene, read_variable
 
 
 def _histogram(values: np.ndarray, chart: str) -> dict[str, Any]:
@@ -43,8 +43,8 @@ def describe(path: str | Path, *, stats: bool = True) -> dict[str, Any]:
             full = ds[schema.SAR_VARIABLES[0]]
             info["grids"] = {"full": list(full.shape), "pixel_spacing_m": schema.RAW_PIXEL_SPACING,
                              "2km": list(ds[schema.COARSE_VARIABLES[0]].shape)}  # fmt: skip
-            rows = [str(r) for r in np.asarray(ds[schema.POLYGON_CODES].values).ravel()]
-            decoded, table = charts.decode_chart(np.asarray(ds[schema.POLYGON_ICECHART].values), rows)
+            rows = [str(r) for r in read_variable(ds, schema.POLYGON_CODES).ravel()]
+            decoded, table = charts.decode_chart(read_variable(ds, schema.POLYGON_ICECHART), rows)
             types = [r.split(";")[-1] for r in rows[1:]]
             info["polygons"] = {t: types.count(t) for t in sorted(set(types))}
             info["undecodable_polygons"] = dict(table.undecodable)
@@ -60,10 +60,10 @@ def describe(path: str | Path, *, stats: bool = True) -> dict[str, Any]:
             else:
                 info["grids"] = {"full": [ds.sizes[d] for d in schema.FULL_DIMS]}
             if has_charts(ds):
-                info["charts"] = {c: _histogram(ds[c].values, c) for c in schema.CHARTS}
+                info["charts"] = {c: _histogram(read_variable(ds, c), c) for c in schema.CHARTS}
             names = schema.INPUT_VARIABLES if kind != SceneKind.REFERENCE else ()
         if stats and names:
-            info["inputs"] = {n: _stats(np.asarray(ds[n].values), n, scaled=kind != SceneKind.RAW) for n in names}
+            info["inputs"] = {n: _stats(read_variable(ds, n), n, scaled=kind != SceneKind.RAW) for n in names}
     return info
 
 
@@ -71,8 +71,11 @@ def _stats(x: np.ndarray, name: str, *, scaled: bool) -> dict[str, float]:
     x = x.astype(np.float64, copy=False)
     if scaled:
         mean, std = schema.global_meanstd()[name]
-        # In RTT files 0 is no-data on the full grid (coarse variables have no mask).
-        valid = x != schema.INPUT_FILL if name in schema.FULL_GRID_INPUTS else np.ones(x.shape, bool)
+        # In RTT files 0 is no-data on the full grid (coarse variables have no mask); NaN/Inf are no data anywhere,
+        # as in the model inputs (autoice.data.inputs.read_channel).
+        valid = np.isfinite(x)
+        if name in schema.FULL_GRID_INPUTS:
+            valid &= x != schema.INPUT_FILL
         phys = x[valid] * std + mean
     else:
         valid = np.isfinite(x)

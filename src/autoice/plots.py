@@ -244,11 +244,14 @@ def _shape(ds: Any) -> tuple[int, int]:
     return int(ds.sizes[schema.FULL_DIMS[0]]), int(ds.sizes[schema.FULL_DIMS[1]])
 
 
-def _reduced_input(var: Any, step: int, strip_pixels: int = 8_000_000) -> np.ndarray:
+def _reduced_input(ds: Any, name: str, step: int, strip_pixels: int = 8_000_000) -> np.ndarray:
     """A full-grid input unscaled and block-averaged, read in strips of whole blocks (bounded memory)."""
-    lines, samples = var.shape
+    from autoice.scenes import read_variable
+
+    lines, samples = ds[name].shape
     rows = max(1, strip_pixels // (samples * step)) * step
-    strips = [block_mean(unscale(var[r : r + rows].values, var.name), step) for r in range(0, lines, rows)]
+    strips = [block_mean(unscale(read_variable(ds, name, slice(r, r + rows)), name), step)
+              for r in range(0, lines, rows)]  # fmt: skip
     return np.concatenate(strips, axis=0)
 
 
@@ -261,7 +264,7 @@ def load_scene_view(
     from a ``_prep_reference.nc`` beside it if present) or a reference file (charts; inputs from
     a ``_prep.nc`` beside it if present). Raises SceneError naming the file on any fault.
     """
-    from autoice.scenes import has_charts, open_scene
+    from autoice.scenes import has_charts, open_scene, read_variable
 
     p = Path(path)
     if amsr2_channel not in schema.AMSR2_VARIABLES:
@@ -281,11 +284,12 @@ def load_scene_view(
             view.sources.append(f)
             is_inputs = schema.SAR_VARIABLES[0] in ds.variables
             if is_inputs and view.hh is None:
-                view.hh, view.hv = (_reduced_input(ds[v], view.step) for v in schema.SAR_VARIABLES)
-                view.amsr2 = upsample_coarse(unscale(ds[amsr2_channel].values, amsr2_channel), shape, view.step)
+                view.hh, view.hv = (_reduced_input(ds, v, view.step) for v in schema.SAR_VARIABLES)
+                view.amsr2 = upsample_coarse(unscale(read_variable(ds, amsr2_channel), amsr2_channel), shape,
+                                             view.step)  # fmt: skip
                 view.attrs = {**dict(ds.attrs), **view.attrs}
             if has_charts(ds) and view.charts is None:
-                view.charts = {c: block_sample(ds[c].values, view.step) for c in schema.CHARTS}
+                view.charts = {c: block_sample(read_variable(ds, c), view.step) for c in schema.CHARTS}
     return view  # type: ignore[return-value]  # the loop runs at least once
 
 

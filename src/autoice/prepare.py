@@ -28,7 +28,7 @@ import numpy as np
 from autoice import charts, schema
 from autoice.atomic import ensure_folder
 from autoice.errors import AutoiceError, SceneError
-from autoice.scenes import SceneKind, StreamWriter, chunk_cache, find_scenes, open_scene
+from autoice.scenes import SceneKind, StreamWriter, chunk_cache, find_scenes, open_scene, read_variable
 
 PathLike = str | os.PathLike[str]
 BLOCK_LINES = 1024  #: raw lines per block (even)
@@ -88,7 +88,8 @@ class TiePoints:
 
 def read_tiepoints(ds: object, path: Path) -> TiePoints:
     """Tie points of a raw scene as a regular 21 x 21 grid, or SceneError if they do not form one."""
-    line, sample, lat, lon, inc = (np.asarray(ds[n].values, dtype=np.float64) for n in schema.RAW_REQUIRED_TIEPOINTS)
+    line, sample, lat, lon, inc = (np.asarray(read_variable(ds, n, path=path), dtype=np.float64)
+                                   for n in schema.RAW_REQUIRED_TIEPOINTS)  # fmt: skip
     order = np.lexsort((sample, line))
     n = schema.TIEPOINT_GRID
     line, sample, lat, lon, inc = (a[order].reshape(n, n) for a in (line, sample, lat, lon, inc))
@@ -106,8 +107,8 @@ def _scale(name: str, x: np.ndarray) -> np.ndarray:
     return ((x - mean) / std).astype(np.float32)
 
 
-def _codes(ds: object) -> list[str]:
-    values = np.asarray(ds[schema.POLYGON_CODES].values).ravel()
+def _codes(ds: object, path: Path) -> list[str]:
+    values = read_variable(ds, schema.POLYGON_CODES, path=path).ravel()
     return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
 
 
@@ -133,7 +134,7 @@ def prepare_file(
     block_lines = max(2, block_lines - block_lines % 2)
     with chunk_cache(), open_scene(src, SceneKind.RAW) as ds:
         try:
-            table = charts.decode_polygon_codes(_codes(ds), mode=mode, sod_threshold=sod_threshold,
+            table = charts.decode_polygon_codes(_codes(ds, src), mode=mode, sod_threshold=sod_threshold,
                                                 floe_threshold=floe_threshold)  # fmt: skip
         except AutoiceError as exc:
             raise SceneError(src, str(exc)) from exc
@@ -151,7 +152,6 @@ def prepare_file(
 def _convert(
     ds: object, src: Path, out: Path, name: schema.SceneName, tie: TiePoints, table: charts.ChartTable, block: int
 ) -> None:
-    full_dims = ds[schema.SAR_VARIABLES[0]].dims
     lines, samples = ds[schema.SAR_VARIABLES[0]].shape
     clines, csamples = ds[schema.COARSE_VARIABLES[0]].shape
     h, w = lines // 2, samples // 2
@@ -178,21 +178,22 @@ def _convert(
                       {"polygon": schema.CHART_DESCRIPTIONS[c], "chart_fill_value": schema.CHART_FILL})  # fmt: skip
         # 2 km variables: same grid, scaled only.
         for n in schema.COARSE_VARIABLES:
-            x = np.asarray(ds[n].values, dtype=np.float64)
+            x = np.asarray(read_variable(ds, n, path=src), dtype=np.float64)
             finite = x[np.isfinite(x)]
             attrs = {"min": float(finite.min()), "max": float(finite.max())} if finite.size else {}
-            wr.write(n, np.nan_to_num(_scale(n, x), nan=schema.INPUT_FILL))
+            scaled = _scale(n, x)
+            wr.write(n, np.where(np.isfinite(scaled), scaled, np.float32(schema.INPUT_FILL)))  # NaN/Inf: no data
             wr.set_attrs(n, attrs)
         wr.write(schema.TIEPOINT_LATITUDE, tie.latitude)
         wr.write(schema.TIEPOINT_LONGITUDE, tie.longitude)
         # Full grid, streamed by row blocks.
         for r0 in range(0, 2 * h, block):
             r1 = min(r0 + block, 2 * h)
-            sel = {full_dims[0]: slice(r0, r1), full_dims[1]: slice(0, 2 * w)}
-            raw = {n: np.asarray(ds[n].isel(sel).values, dtype=np.float32)
+            sel = (slice(r0, r1), slice(0, 2 * w))
+            raw = {n: np.asarray(read_variable(ds, n, sel, path=src), dtype=np.float32)
                    for n in (*schema.SAR_VARIABLES, schema.DISTANCE_VARIABLE)}  # fmt: skip
             raw[schema.INCIDENCE_VARIABLE] = tie.incidence_block(np.arange(r0, r1), sample_weights)
-            pid = np.asarray(ds[schema.POLYGON_ICECHART].isel(sel).values)
+            pid = read_variable(ds, schema.POLYGON_ICECHART, sel, path=src)
             decoded = charts.rasterize(pid, table)
             valid = np.ones(((r1 - r0) // 2, w), dtype=bool)
             down = {}

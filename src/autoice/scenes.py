@@ -5,6 +5,7 @@ ready-to-train (RTT) 80 m scenes with charts (train), RTT scenes without charts 
 the released test references (charts only). :func:`open_scene` checks a file completely
 against :mod:`autoice.schema` and returns an xarray Dataset known to be valid, or raises a
 :class:`~autoice.errors.SceneError` whose one line names the file and the fault.
+:func:`read_variable` reads its data, turning a damaged chunk into such an error too.
 """
 
 from __future__ import annotations
@@ -86,7 +87,9 @@ def open_scene(path: PathLike, kind: SceneKind | str | None = None, *, check_val
         check_values: also read the charts (uint8, cheap) to check their class ranges.
 
     Returns:
-        The open Dataset (use it as a context manager). Nothing but the charts is read.
+        The open Dataset (use it as a context manager). Nothing but the charts and the small
+        tie-point geolocation grids (which must be finite) is read; read the rest with
+        :func:`read_variable`.
     """
     p = Path(path)
     explicit = kind is not None
@@ -100,6 +103,7 @@ def open_scene(path: PathLike, kind: SceneKind | str | None = None, *, check_val
     kind = SceneKind(kind)
     _check_name(p, kind)
     ds = _open(p)
+    ds.encoding["source"] = str(p)  # as given (xarray made it absolute): read_variable names the file so
     try:
         if not explicit and kind == SceneKind.TRAIN and not has_charts(ds):
             kind = SceneKind.TEST  # a _prep.nc without charts is a test scene
@@ -150,7 +154,7 @@ def _check_chart_values(ds: xr.Dataset, path: Path) -> None:
     for chart in schema.CHARTS:
         if chart not in ds.variables:
             continue
-        counts = np.bincount(np.asarray(ds[chart].values, dtype=np.uint8).ravel(), minlength=256)
+        counts = np.bincount(np.asarray(read_variable(ds, chart, path=path), dtype=np.uint8).ravel(), minlength=256)
         bad = np.flatnonzero(counts[schema.N_CLASSES[chart] : schema.CHART_FILL])
         if bad.size:
             first = int(bad[0]) + schema.N_CLASSES[chart]
@@ -159,6 +163,16 @@ def _check_chart_values(ds: xr.Dataset, path: Path) -> None:
                 f"chart {chart} has out-of-range class {first} in {int(counts[first])} pixels "
                 f"(expected 0..{schema.N_CLASSES[chart] - 1} or {schema.CHART_FILL})",
             )
+
+
+def _check_finite(ds: xr.Dataset, path: Path, names: Iterable[str], why: str) -> None:
+    """Every value of these (small) variables is finite; NaN/Inf tie points would make NaN inputs downstream."""
+    for n in names:
+        x = read_variable(ds, n, path=path)
+        bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        if bad:
+            raise SceneError(path, f"variable {n} has {bad} non-finite value{'s' if bad > 1 else ''} (NaN or Inf); "
+                             f"{why}")  # fmt: skip
 
 
 def validate(ds: xr.Dataset, path: PathLike, kind: SceneKind, *, check_values: bool = True) -> None:
@@ -187,6 +201,7 @@ def validate(ds: xr.Dataset, path: PathLike, kind: SceneKind, *, check_values: b
     for n in schema.TIEPOINT_VARIABLES:
         if ds[n].shape != (schema.TIEPOINT_GRID, schema.TIEPOINT_GRID):
             raise SceneError(p, f"variable {n} has shape {ds[n].shape}, expected (21, 21)")
+    _check_finite(ds, p, schema.TIEPOINT_VARIABLES, "tie-point geolocation must be finite")
     full = tuple(ds.sizes[d] for d in schema.FULL_DIMS)
     _check_grids(p, full, tuple(ds.sizes[d] for d in schema.COARSE_DIMS), schema.CELL_RTT, min_size=2)
     if check_values and charts_needed:
@@ -213,9 +228,37 @@ def _validate_raw(ds: xr.Dataset, p: Path) -> None:
     for n in schema.RAW_REQUIRED_TIEPOINTS:
         if ds[n].ndim != 1 or ds[n].size != n_tie:
             raise SceneError(p, f"tie-point variable {n} has shape {ds[n].shape}, expected ({n_tie},)")
+    _check_dtype(ds, p, schema.RAW_GEOLOCATION, "fiu", "numeric degrees")
+    _check_finite(ds, p, schema.RAW_GEOLOCATION, "tie-point geolocation must be finite")
     codes = ds[schema.POLYGON_CODES]
     if codes.ndim != 1 or codes.dtype.kind not in "OUS":
         raise SceneError(p, f"variable {schema.POLYGON_CODES} must be a 1-D array of strings, got {codes.dtype}")
+
+
+# ----------------------------------------------------------------------------- reading
+#: What netCDF-4/HDF5 raise when stored bytes cannot be decoded although the file opened (a damaged
+#: compressed chunk gives ``RuntimeError: NetCDF: HDF error``; a short read an OSError).
+_READ_ERRORS: tuple[type[Exception], ...] = (OSError, RuntimeError)
+
+
+def damaged(path: PathLike, name: str, exc: BaseException) -> SceneError:
+    """The one error for a variable of a scene whose data cannot be read (for readers that bypass xarray)."""
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return SceneError(path, f"cannot read variable {name}: data are damaged ({reason})")
+
+
+def read_variable(ds: xr.Dataset, name: str, key: Any = None, *, path: PathLike | None = None) -> np.ndarray:
+    """The values of variable ``name`` of an open scene (all of them, or the positional block ``key``).
+
+    Every read of scene data goes through here: the file opened and validated, but a damaged chunk
+    only fails when its data are touched, as a bare ``RuntimeError``; this names the file and the
+    variable instead (:func:`damaged`). ``path`` defaults to the file the Dataset was opened from.
+    """
+    var = ds.variables[name]
+    try:
+        return np.asarray((var if key is None else var[key]).values)
+    except _READ_ERRORS as exc:
+        raise damaged(path if path is not None else ds.encoding.get("source", "<dataset>"), name, exc) from exc
 
 
 # ----------------------------------------------------------------------------- finding

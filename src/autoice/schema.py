@@ -86,6 +86,7 @@ RAW_TIEPOINTS: tuple[str, ...] = (
     "sar_grid_height",
 )
 RAW_REQUIRED_TIEPOINTS: tuple[str, ...] = RAW_TIEPOINTS[:5]
+RAW_GEOLOCATION: tuple[str, ...] = ("sar_grid_latitude", "sar_grid_longitude")  #: must be finite
 RAW_BOOKKEEPING: tuple[str, ...] = ("amsr2_swath_map", "swath_segmentation")
 #: Dims that our generator (and our raw writer) uses for the raw-only 1-D variables.
 RAW_TIEPOINT_DIM = "sar_grid_points"

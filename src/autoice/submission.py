@@ -319,6 +319,8 @@ def _score_scene(
     submission: str, key: str, reference: str, shape: tuple[int, int], usable: tuple[str, ...]
 ) -> ScoreAccumulator:
     """Stream one scene's usable charts through an accumulator (runs in a worker process)."""
+    from autoice.scenes import damaged
+
     acc = ScoreAccumulator()
     for chart in schema.CHARTS:
         if chart not in usable:
@@ -338,7 +340,7 @@ def _score_scene(
                     try:
                         t = np.asarray(t_var[rows, :])
                     except Exception as exc:
-                        raise SceneError(reference, f"chart {chart} cannot be read: {_reason(exc)}") from exc
+                        raise damaged(reference, chart, exc) from exc
                     try:
                         p = np.asarray(p_var[rows, :])
                     except Exception as exc:

@@ -46,7 +46,7 @@ from autoice.devices import (
     shutdown,
 )
 from autoice.errors import AutoiceError, ConfigError, SceneError, where
-from autoice.scenes import SceneKind, find_scenes, open_scene
+from autoice.scenes import SceneKind, find_scenes, open_scene, read_variable
 from autoice.tracking import NullTracker
 
 
@@ -572,7 +572,7 @@ def validate_model(model: torch.nn.Module, cfg: Config, scenes: list[Any], devic
             for chart in schema.CHARTS:
                 pred[chart] = upsample_to(shape, classes[chart], cfg.data.downscale)
                 if cfg.data.val_resolution != "model" or cs.labels is None:
-                    acc.update(chart, np.asarray(ds[chart].values), pred[chart])
+                    acc.update(chart, read_variable(ds, chart), pred[chart])
         if first is None:
             first = pred
     return acc.result().as_dict(), first
@@ -583,7 +583,7 @@ def _log_prediction_png(tracker: Any, work: Path, scene: Path, pred: dict[str, n
     from autoice.plots import comparison_figure
 
     with open_scene(scene, SceneKind.TRAIN, check_values=False) as ds:
-        ref = {c: np.asarray(ds[c].values) for c in schema.CHARTS}
+        ref = {c: read_variable(ds, c) for c in schema.CHARTS}
     png = work / "figures" / "validation" / f"{scene.name[: schema.SCENE_KEY_LENGTH]}.png"
     comparison_figure(ref, pred, png, title=scene.name)
     tracker.log_artifact(png, "figures")

@@ -12,7 +12,8 @@ Everything here is pure array work on an open RTT Dataset (no caching, no torch)
 - ``month`` is the constant ``2 m / 11 - 1`` with ``m = 0..11`` the acquisition month.
 
 Where the full grid has no data the derived and coarse channels keep their values: only the
-labels say what is masked.
+labels say what is masked. Stored values that are not finite (NaN from a decoded ``_FillValue``,
++-Inf) are no data and become the format's no-data value 0.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import xarray as xr
 from autoice import schema
 from autoice.errors import ConfigError, SceneError
 from autoice.prepare import interp_weights
+from autoice.scenes import read_variable
 
 #: Channels computed from a scene rather than stored in it (matches ``autoice.config.DERIVED_INPUTS``).
 DERIVED_CHANNELS: tuple[str, ...] = ("latitude", "longitude", "month")
@@ -113,17 +115,17 @@ def read_channel(ds: xr.Dataset, name: str, downscale: int) -> np.ndarray:
     h, w = downscaled_shape(full, downscale)
     d = downscale
     if name in schema.FULL_GRID_INPUTS:
-        x = np.asarray(ds.variables[name].values, dtype=np.float32)
+        x = np.asarray(read_variable(ds, name), dtype=np.float32)
         if d > 1:
             x = np.ascontiguousarray(x[::d, ::d])
     elif name in schema.COARSE_VARIABLES:
-        coarse = np.asarray(ds.variables[name].values, dtype=np.float32)
+        coarse = np.asarray(read_variable(ds, name), dtype=np.float32)
         rows = coarse_index(full[0], coarse.shape[0], d)
         cols = coarse_index(full[1], coarse.shape[1], d)
         x = coarse[rows[:, None], cols[None, :]]
     elif name in ("latitude", "longitude"):
         var = schema.TIEPOINT_LATITUDE if name == "latitude" else schema.TIEPOINT_LONGITUDE
-        grid = np.asarray(ds.variables[var].values, dtype=np.float64)
+        grid = np.asarray(read_variable(ds, var), dtype=np.float64)
         mean, std = schema.LATLON_MEANSTD[name]
         if name == "latitude":
             x = tiepoint_field((grid - mean) / std, full, d)
@@ -136,8 +138,11 @@ def read_channel(ds: xr.Dataset, name: str, downscale: int) -> np.ndarray:
     else:
         valid = (*schema.INPUT_VARIABLES, *DERIVED_CHANNELS)
         raise ConfigError(f"data.inputs: unknown channel {name!r}; valid: {', '.join(valid)}")
-    if name not in DERIVED_CHANNELS and np.isnan(x).any():  # a _FillValue decoded by xarray: no data
-        x = np.where(np.isnan(x), np.float32(schema.INPUT_FILL), x)  # not in place: x may be the caller's data
+    if name not in DERIVED_CHANNELS:
+        # NaN (a _FillValue decoded by xarray) and +-Inf carry no measurement: no data, as the format's 0
+        finite = np.isfinite(x)
+        if not finite.all():
+            x = np.where(finite, x, np.float32(schema.INPUT_FILL))  # not in place: x may be the caller's data
     return x
 
 
@@ -171,5 +176,5 @@ def scene_labels(ds: xr.Dataset, downscale: int) -> np.ndarray:
     h, w = downscaled_shape(_full_size(ds), downscale)
     out = np.empty((len(schema.CHARTS), h, w), dtype=schema.CHART_DTYPE)
     for i, chart in enumerate(schema.CHARTS):
-        out[i] = np.asarray(ds.variables[chart].values)[::downscale, ::downscale]
+        out[i] = read_variable(ds, chart)[::downscale, ::downscale]
     return out

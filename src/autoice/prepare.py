@@ -143,9 +143,9 @@ def prepare_file(
             _convert(ds, src, out, name, tie, table, block_lines)
         except AutoiceError:
             raise
-        except (OSError, RuntimeError, ValueError) as exc:
-            raise SceneError(src, f"read failed ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") \
-                from exc
+        except (OSError, RuntimeError, ValueError) as exc:  # reads and writes have their own errors by now
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise SceneError(src, f"conversion to {out.name} failed ({why})") from exc
     return PrepareResult(src, out, undecodable=dict(table.undecodable), changed=table.changed)
 
 

@@ -1,0 +1,504 @@
+"""A seeded fuzzer for the CLI: mutate small valid files and arguments, run every command, judge the result.
+
+Each case runs ``autoice <command> ...`` in-process through :func:`autoice.cli.main.main` and must end
+in one of two ways: exit 0 with a correct output, or exit 1 with exactly one ``autoice: error:``
+line. A traceback (an exception escaping ``main``), a hang (past the per-case timeout), another
+exit status or a temporary file left behind is a failure. ``tests/test_fuzz.py`` runs a small
+seeded campaign in the suite; ``bench/fuzz.py`` runs a large one and prints the per-command table.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+#: the rows of the table: every CLI command (``autoice.cli.main.COMMANDS``) has one
+COMMANDS = ("inspect", "prepare", "train", "predict", "score", "validate", "show", "report", "synth", "demo")
+TINY_TRAIN = ["--preset", "demo", "--set", "train.epochs=1", "--set", "train.batches_per_epoch=1",
+              "--set", "data.patch_size=32", "--set", "model.filters=[8, 8, 16]", "--set", "data.downscale=2",
+              "--set", "train.batch_size=2", "--quiet"]  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- the valid corpus
+@dataclass
+class Corpus:
+    """Small valid files of every kind the commands read."""
+
+    root: Path
+    raw: Path
+    train: list[Path]
+    test: Path
+    reference: Path
+    submission: Path
+    checkpoint: Path
+
+
+def make_corpus(root: Path) -> Corpus:
+    """Synthesize 2 train + 1 test scenes of 64 x 64, a tiny checkpoint and a submission."""
+    from autoice import schema, synth
+    from autoice.config import load_config
+    from autoice.submission import write_submission
+    from autoice.train import train
+
+    data = root / "data"
+    synth.synthesize(data, n_train=2, n_test=1, height=64, width=64, seed=11, progress=False)
+    work = root / "run"
+    cfg = load_config("demo", overrides=[a for a in TINY_TRAIN if "=" in a])
+    train(cfg, data / "train", work, progress=False)
+    test = sorted((data / "test").glob("*_prep.nc"))[0]
+    reference = sorted((data / "test").glob("*_prep_reference.nc"))[0]
+    key = test.name[: schema.SCENE_KEY_LENGTH]
+    rng = np.random.default_rng(0)
+    with xr.open_dataset(reference) as ref:
+        shape = ref[schema.CHARTS[0]].shape
+    preds = {key: {c: rng.integers(0, schema.N_CLASSES[c], shape).astype(np.uint8) for c in schema.CHARTS}}
+    sub = write_submission(preds, root / "upload_package.nc")
+    return Corpus(root, sorted((data / "raw").glob("*.nc"))[0], sorted((data / "train").glob("*_prep.nc")), test,
+                  reference, sub, work / "checkpoints" / "best.pt")  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- mutations
+def _load(path: Path) -> xr.Dataset:
+    with xr.open_dataset(path, decode_cf=False, decode_times=False, mask_and_scale=False) as ds:
+        return ds.load()
+
+
+def _numeric(ds: xr.Dataset) -> list[str]:
+    return [n for n, v in ds.variables.items() if v.dtype.kind in "iuf" and v.size > 0]
+
+
+def truncate(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    data = src.read_bytes()
+    cut = int(len(data) * rng.uniform(0.05, 0.95))
+    dst.write_bytes(data[:cut])
+    return f"truncated to {cut} of {len(data)} bytes"
+
+
+def flip_bytes(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    data = bytearray(src.read_bytes())
+    n = int(rng.integers(1, 16))
+    start = len(data) // 3  # past the superblock, mostly compressed chunks
+    at = rng.integers(start, len(data), n)
+    for i in at:
+        data[i] ^= int(rng.integers(1, 256))
+    dst.write_bytes(bytes(data))
+    return f"{n} bytes flipped"
+
+
+def empty(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    dst.write_bytes(b"" if rng.random() < 0.5 else b"not a netCDF file\n" * 10)
+    return "empty or text"
+
+
+def drop_variable(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    ds = _load(src)
+    name = str(rng.choice(list(ds.variables)))
+    ds.drop_vars(name).to_netcdf(dst)
+    return f"dropped {name}"
+
+
+def change_dtype(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    ds = _load(src)
+    name = str(rng.choice(_numeric(ds)))
+    dtype = str(rng.choice(["int8", "int64", "float64", "uint16", "float16"]))
+    ds[name] = ds[name].astype(dtype if dtype != "float16" else "float32") if dtype != "int8" else \
+        ds[name].clip(-100, 100).astype("int8")  # fmt: skip
+    ds.to_netcdf(dst)
+    return f"{name} as {dtype}"
+
+
+def change_shape(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    ds = _load(src)
+    name = str(rng.choice([n for n in _numeric(ds) if ds[n].ndim >= 1 and ds[n].shape[0] > 1]))
+    var = ds[name]
+    cut = var.values[: max(1, var.shape[0] - int(rng.integers(1, 4)))]
+    if rng.random() < 0.3:
+        cut = cut[..., None]
+    ds = ds.drop_vars(name)
+    ds[name] = (tuple(f"fuzz_{i}" for i in range(cut.ndim)), cut, dict(var.attrs))
+    ds.to_netcdf(dst)
+    return f"{name} reshaped to {cut.shape}"
+
+
+def change_attribute(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    ds = _load(src)
+    if not ds.attrs:
+        ds.attrs["fuzz"] = "x"
+        ds.to_netcdf(dst)
+        return "attribute added"
+    name = str(rng.choice(sorted(ds.attrs)))
+    how = rng.integers(3)
+    if how == 0:
+        del ds.attrs[name]
+    elif how == 1:
+        ds.attrs[name] = "garbage \u00e9\u00e9"
+    else:
+        ds.attrs[name] = np.int32(-7)
+    ds.to_netcdf(dst)
+    return f"attribute {name} {['deleted', 'garbled', 'a number'][how]}"
+
+
+def poison(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    ds = _load(src)
+    floats = [n for n in _numeric(ds) if ds[n].dtype.kind == "f"]
+    if not floats:
+        return out_of_range(src, dst, rng)
+    name = str(rng.choice(floats))
+    values = ds[name].values.copy()
+    flat = values.reshape(-1)
+    k = int(rng.integers(1, max(2, flat.size // 10)))
+    flat[rng.integers(0, flat.size, k)] = rng.choice([np.nan, np.inf, -np.inf])
+    ds[name] = (ds[name].dims, values, ds[name].attrs)
+    ds.to_netcdf(dst)
+    return f"{k} NaN/Inf in {name}"
+
+
+def out_of_range(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    ds = _load(src)
+    ints = [n for n in _numeric(ds) if ds[n].dtype.kind in "iu"] or _numeric(ds)
+    name = str(rng.choice(ints))
+    values = ds[name].values.copy()
+    flat = values.reshape(-1)
+    flat[rng.integers(0, flat.size, int(rng.integers(1, 20)))] = 200 if values.dtype.kind == "u" else -5
+    ds[name] = (ds[name].dims, values, ds[name].attrs)
+    ds.to_netcdf(dst)
+    return f"out-of-range values in {name}"
+
+
+FILE_MUTATIONS: dict[str, Callable[[Path, Path, np.random.Generator], str]] = {
+    "truncate": truncate, "flip": flip_bytes, "empty": empty, "drop": drop_variable, "dtype": change_dtype,
+    "shape": change_shape, "attribute": change_attribute, "nan": poison, "range": out_of_range,
+}  # fmt: skip
+
+
+def mutate_checkpoint(src: Path, dst: Path, rng: np.random.Generator) -> str:
+    import torch
+
+    how = int(rng.integers(5))
+    if how == 0:
+        return truncate(src, dst, rng)
+    if how == 1:
+        return flip_bytes(src, dst, rng)
+    state = torch.load(src, map_location="cpu", weights_only=False)
+    if how == 2:
+        state["config"] = "model: {filters: [8, 8, 16]}"
+        what = "config stored as a string"
+    elif how == 3:
+        state["config"]["model"]["filters"] = [16, 16, 32]
+        what = "config does not match the weights"
+    else:
+        first = next(iter(state["model"]))
+        state["model"][first] = state["model"][first].float() * float("nan")
+        what = "NaN weights"
+    torch.save(state, dst)
+    return what
+
+
+# ----------------------------------------------------------------------------- cases
+@dataclass
+class Case:
+    """One command line with the files it reads (made by ``setup`` in the case's folder)."""
+
+    command: str
+    what: str
+    setup: Callable[[Path], list[str]]  # folder -> argv
+    check: Callable[[Path, str], str | None] | None = None  # (folder, stdout) -> problem with an exit-0 result
+
+
+def _mutated(src: Path, folder: Path, rng: np.random.Generator, name: str | None = None) -> tuple[Path, str]:
+    kind = str(rng.choice(sorted(FILE_MUTATIONS)))
+    dst = folder / (name or src.name)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        what = FILE_MUTATIONS[kind](src, dst, rng)
+    except Exception as exc:  # the mutation itself could not be written (e.g. xarray refused): truncate instead
+        what = truncate(src, dst, rng) + f" (after {kind} failed: {type(exc).__name__})"
+    return dst, what
+
+
+def _exists(*names: str) -> Callable[[Path, str], str | None]:
+    def check(folder: Path, stdout: str) -> str | None:
+        missing = [n for n in names if not glob.glob(str(folder / n))]
+        return f"exit 0 but no {missing}" if missing else None
+
+    return check
+
+
+def _valid_submission(name: str) -> Callable[[Path, str], str | None]:
+    def check(folder: Path, stdout: str) -> str | None:
+        from autoice.submission import scene_shapes, validate_submission
+
+        problems = validate_submission(folder / name, scene_shapes([folder / "test"]))
+        return f"exit 0 but the submission is invalid: {problems[:2]}" if problems else None
+
+    return check
+
+
+def _json_lines(folder: Path, stdout: str) -> str | None:
+    try:
+        for line in stdout.splitlines():
+            if line.strip():
+                json.loads(line)
+    except ValueError as exc:
+        return f"--json printed invalid JSON: {exc}"
+    return None
+
+
+def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> list[Case]:
+    """``per_command`` cases of each command, drawn from ``seed`` (the same seed gives the same cases)."""
+    counts = per_command if isinstance(per_command, dict) else dict.fromkeys(COMMANDS, per_command)
+    rng = np.random.default_rng(seed)
+    c = corpus
+    cases: list[Case] = []
+
+    def add(n: int, make: Callable[[np.random.Generator], Case]) -> None:
+        for _ in range(n):
+            cases.append(make(np.random.default_rng(rng.integers(2**32))))
+
+    def inspect_case(r: np.random.Generator) -> Case:
+        src = [c.raw, c.train[0], c.test, c.reference][int(r.integers(4))]
+        as_json = bool(r.random() < 0.5)
+        state: dict[str, str] = {}
+
+        def setup(folder: Path) -> list[str]:
+            f, state["what"] = _mutated(src, folder, r)
+            return ["inspect", str(f), *(["--json"] if as_json else [])]
+
+        return Case("inspect", f"{src.name[:30]}", setup, _json_lines if as_json else None)
+
+    def prepare_case(r: np.random.Generator) -> Case:
+        def setup(folder: Path) -> list[str]:
+            f, _ = _mutated(c.raw, folder / "raw", r)
+            return ["prepare", str(f), "-o", str(folder / "out"), "--quiet"]
+
+        return Case("prepare", "raw", setup, _exists("out/*_prep.nc"))
+
+    def train_case(r: np.random.Generator) -> Case:
+        bad_config = r.random() < 0.3
+
+        def setup(folder: Path) -> list[str]:
+            (folder / "train").mkdir()
+            shutil.copy(c.train[1], folder / "train")
+            args = list(TINY_TRAIN)
+            if bad_config:
+                key, value = [("train.lr", "nan"), ("train.batch_size", "0"), ("model.filters", "[]"),
+                              ("data.inputs", "[nope]"), ("train.epochs", "-1"), ("data.patch_size", "7"),
+                              ("train.seed", "1e30"), ("train.loss_weights", "{SIC: -1}")][int(r.integers(8))]
+                args += ["--set", f"{key}={value}"]
+                shutil.copy(c.train[0], folder / "train")
+            else:
+                _mutated(c.train[0], folder / "train", r)
+            return ["train", *args, "--data", str(folder / "train"), "--workdir", str(folder / "run")]
+
+        return Case("train", "config" if bad_config else "scene", setup, _exists("run/checkpoints/last.pt"))
+
+    def predict_case(r: np.random.Generator) -> Case:
+        bad_model = r.random() < 0.3
+
+        def setup(folder: Path) -> list[str]:
+            (folder / "test").mkdir()
+            model = c.checkpoint
+            if bad_model:
+                model = folder / "model.pt"
+                mutate_checkpoint(c.checkpoint, model, r)
+                shutil.copy(c.test, folder / "test")
+            else:
+                _mutated(c.test, folder / "test", r)
+            return ["predict", "--model", str(model), "--data", str(folder / "test"), "-o",
+                    str(folder / "upload_package.nc"), "--quiet"]  # fmt: skip
+
+        return Case("predict", "checkpoint" if bad_model else "scene", setup, _valid_submission("upload_package.nc"))
+
+    def score_like(command: str) -> Callable[[np.random.Generator], Case]:
+        def make(r: np.random.Generator) -> Case:
+            bad_sub = r.random() < 0.6
+
+            def setup(folder: Path) -> list[str]:
+                (folder / "test").mkdir()
+                sub = c.submission
+                if bad_sub:
+                    sub, _ = _mutated(c.submission, folder, r)
+                    shutil.copy(c.reference, folder / "test")
+                else:
+                    _mutated(c.reference, folder / "test", r)
+                if command == "score":
+                    return ["score", str(sub), "--reference", str(folder / "test"), "--out", str(folder / "s")]
+                if command == "validate":
+                    return ["validate", str(sub), "--data", str(folder / "test")]
+                return ["report", "--prediction", str(sub), "--reference", str(folder / "test"), "-o",
+                        str(folder / "report.html")]  # fmt: skip
+
+            check = {"score": _exists("s/scores.json"), "report": _exists("report.html")}.get(command)
+            return Case(command, "submission" if bad_sub else "reference", setup, check)
+
+        return make
+
+    def show_case(r: np.random.Generator) -> Case:
+        def setup(folder: Path) -> list[str]:
+            src = [c.train[0], c.test][int(r.integers(2))]
+            f, _ = _mutated(src, folder / "scenes", r)
+            if src == c.test:
+                shutil.copy(c.reference, folder / "scenes")
+            extra = ["--prediction", str(c.submission)] if src == c.test and r.random() < 0.5 else []
+            return ["show", str(f), "-o", str(folder / "scene.png"), *extra]
+
+        return Case("show", "scene", setup, _exists("scene.png"))
+
+    sizes = ["-3", "0", "1", "2", "3", "17", "64", "1e3", "x", "99999999999999999999"]
+
+    def synth_case(r: np.random.Generator) -> Case:
+        def setup(folder: Path) -> list[str]:
+            opts = {"--train": str(r.choice(["0", "1", "-1", "two"])), "--test": str(r.choice(["0", "1", "-2"])),
+                    "--height": str(r.choice(sizes)), "--width": str(r.choice(sizes)),
+                    "--seed": str(r.choice(["0", "-1", "18446744073709551616", "3.5"]))}  # fmt: skip
+            for k in ("--height", "--width"):  # keep valid runs small: no more than 64 x 64
+                with contextlib.suppress(ValueError):
+                    if int(opts[k]) > 64:
+                        opts[k] = "64"
+            out = folder / "afile" / "data" if r.random() < 0.1 else folder / "data"
+            (folder / "afile").write_text("in the way")
+            return ["synth", str(out), *[x for kv in opts.items() for x in kv], "--quiet"]
+
+        return Case("synth", "arguments", setup, None)
+
+    def demo_case(r: np.random.Generator) -> Case:
+        def setup(folder: Path) -> list[str]:  # every draw is invalid: a valid demo takes minutes
+            (folder / "afile").write_text("in the way")
+            bad = [["--height", str(r.choice(["-1", "0", "63", "x"]))], ["--train", str(r.choice(["1", "-4"]))],
+                   ["--set", str(r.choice(["nope=1", "train.lr=-1", "model.filters=[100000]", "=", "train.device=x"]))],
+                   ["--workdir", str(folder / "afile" / "demo")], ["--seed", "-1"]]  # fmt: skip
+            return ["demo", "--workdir", str(folder / "demo"), *bad[int(r.integers(len(bad)))], "--quiet"]
+
+        return Case("demo", "arguments", setup, None)
+
+    makers = {"inspect": inspect_case, "prepare": prepare_case, "train": train_case, "predict": predict_case,
+              "score": score_like("score"), "validate": score_like("validate"), "show": show_case,
+              "report": score_like("report"), "synth": synth_case, "demo": demo_case}  # fmt: skip
+    for command in COMMANDS:
+        add(counts.get(command, 0), makers[command])
+    return cases
+
+
+# ----------------------------------------------------------------------------- running and judging
+@dataclass
+class Outcome:
+    """How one case ended."""
+
+    case: Case
+    argv: list[str]
+    code: int | None
+    clean: bool
+    why: str = ""
+    seconds: float = 0.0
+
+
+class _Timeout(BaseException):
+    pass
+
+
+@contextlib.contextmanager
+def _alarm(seconds: int) -> Iterator[None]:
+    def fire(signum: int, frame: object) -> None:
+        raise _Timeout
+
+    before = signal.signal(signal.SIGALRM, fire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, before)
+
+
+def run_case(case: Case, folder: Path, timeout: int = 120) -> Outcome:
+    """Run one case in ``folder`` (created) and judge it."""
+    from autoice.cli.main import main
+
+    folder.mkdir(parents=True, exist_ok=True)
+    argv = case.setup(folder)
+    out, err = io.StringIO(), io.StringIO()
+    code: int | None = None
+    escaped = ""
+    t0 = time.perf_counter()
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        with _alarm(timeout), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except _Timeout:
+        escaped = f"hang: still running after {timeout} s"
+    except BaseException as exc:  # anything escaping main() is a traceback for the user
+        escaped = "traceback: " + "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1][:300]
+    finally:
+        os.chdir(cwd)
+    seconds = time.perf_counter() - t0
+    stderr = err.getvalue()
+    left = glob.glob(str(folder / "**" / ".*.tmp"), recursive=True)
+    errors = [line for line in stderr.splitlines() if line.startswith("autoice: error:")]
+    why = escaped
+    if not why and "Traceback (most recent call last)" in stderr:
+        why = "traceback printed on stderr"
+    elif not why and left:
+        why = f"temporary file left: {Path(left[0]).name}"
+    elif not why and code == 0 and case.check is not None:
+        why = case.check(folder, out.getvalue()) or ""
+    elif not why and code == 1 and len(errors) != 1:
+        why = f"exit 1 with {len(errors)} error lines: {stderr.strip().splitlines()[-1:]!r}"
+    elif not why and code == 2 and "Error:" in stderr:  # click usage errors: one line naming the option
+        why = ""
+    elif not why and code not in (0, 1):
+        why = f"exit status {code}"
+    return Outcome(case, argv, code, not why, why, seconds)
+
+
+@dataclass
+class Campaign:
+    """Every outcome of a run of cases, and the per-command table of the issue."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def table(self) -> str:
+        tried, clean = Counter(o.case.command for o in self.outcomes), Counter(
+            o.case.command for o in self.outcomes if o.clean)  # fmt: skip
+        rows = ["| command | tried | clean | failed |", "|---|---|---|---|"]
+        for command in COMMANDS:
+            rows.append(f"| {command} | {tried[command]} | {clean[command]} | {tried[command] - clean[command]} |")
+        total = len(self.outcomes)
+        good = sum(o.clean for o in self.outcomes)
+        rows.append(f"| all | {total} | {good} | {total - good} |")
+        return "\n".join(rows)
+
+    def failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.clean]
+
+
+def run_campaign(corpus: Corpus, seed: int, per_command: int | dict[str, int], *, timeout: int = 120,
+                 progress: Callable[[Outcome], None] | None = None) -> Campaign:  # fmt: skip
+    """Make the cases of ``seed`` and run each in its own temporary folder."""
+    campaign = Campaign()
+    with tempfile.TemporaryDirectory(prefix="fuzz-", dir=corpus.root) as tmp:
+        for i, case in enumerate(make_cases(corpus, seed, per_command)):
+            outcome = run_case(case, Path(tmp) / f"case{i:04d}", timeout=timeout)
+            campaign.outcomes.append(outcome)
+            if progress is not None:
+                progress(outcome)
+            shutil.rmtree(Path(tmp) / f"case{i:04d}", ignore_errors=True)
+    return campaign

@@ -20,6 +20,8 @@ def _why(exc: OSError) -> str:
     """The user's words for a filesystem failure."""
     if isinstance(exc, (FileExistsError, NotADirectoryError)):
         return "a file is in the way of this folder"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder is in the way of this file"
     if isinstance(exc, PermissionError):
         return "permission denied"
     if exc.errno == errno.EROFS:
@@ -59,7 +61,10 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise OutputError(target, f"cannot write here: {_why(exc)}") from exc
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()

@@ -6,7 +6,10 @@ so anything a user can get wrong must surface as one of these, never as a traceb
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike
+from pathlib import Path
+from typing import Any
 
 
 class AutoiceError(Exception):
@@ -44,3 +47,30 @@ class SubmissionError(_FileError):
 
 class ConfigError(AutoiceError):
     """A configuration value, preset or override is invalid."""
+
+
+class ScenesFailed(AutoiceError):
+    """Some scenes of a multi-scene command failed after the others were done.
+
+    ``failures`` holds one error per bad scene (the CLI prints each as its own line before this
+    summary, which names the files); ``partial`` holds what the command made of the good ones.
+    """
+
+    def __init__(self, failures: Sequence[AutoiceError], total: int, *, what: str = "scenes", outcome: str = "",
+                 partial: Any = None) -> None:  # fmt: skip
+        self.failures = list(failures)
+        self.total = total
+        self.what = what
+        self.outcome = outcome
+        self.partial = partial
+        names = [Path(f.path).name if isinstance(f, _FileError) else str(f).split(": ")[0] for f in self.failures]
+        listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        tail = f"; {outcome}" if outcome else ""
+        super().__init__(f"{len(self.failures)} of {total} {what} failed: {listed}{tail}")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_scenes_failed, (self.failures, self.total, self.what, self.outcome, self.partial))
+
+
+def _scenes_failed(failures: list[AutoiceError], total: int, what: str, outcome: str, partial: Any) -> ScenesFailed:
+    return ScenesFailed(failures, total, what=what, outcome=outcome, partial=partial)

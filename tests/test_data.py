@@ -13,7 +13,7 @@ from autoice.data.cache import build_cache, fingerprint
 from autoice.data.inputs import downscaled_shape, scene_inputs, scene_labels, upsample_to
 from autoice.data.loader import PatchDataset, make_loader
 from autoice.data.transforms import augment_batch
-from autoice.errors import SceneError
+from autoice.errors import SceneError, ScenesFailed
 from autoice.scenes import open_scene, write_netcdf
 
 DERIVED = ["latitude", "longitude", "month"]
@@ -238,8 +238,10 @@ def test_cache_parallel_test_scenes_and_errors(tmp_path):
     a = make_scene(tmp_path, start="20180101T000000")
     b = make_scene(tmp_path, start="20180202T000000", charts=False)
     cfg = DataConfig(inputs=["t2m", "month"], downscale=10)
-    with pytest.raises(SceneError, match="missing variables SIC"):
+    with pytest.raises(ScenesFailed, match=f"1 of 2 scenes failed: {b.name}") as exc:
         build_cache([a, b], cfg, tmp_path / "cache", workers=2, progress=False)
+    (failure,) = exc.value.failures
+    assert isinstance(failure, SceneError) and "missing variables SIC" in str(failure)
     out = build_cache([a, b], cfg, tmp_path / "cache2", workers=2, progress=False, with_labels=False)
     assert [s.key for s in out] == ["20180101T000000_dmi", "20180202T000000_dmi"]
     assert out[1].labels is None and out[0].labels is not None

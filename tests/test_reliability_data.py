@@ -21,7 +21,7 @@ from autoice.cli.main import main
 from autoice.config import DataConfig
 from autoice.data.cache import build_cache
 from autoice.data.inputs import scene_inputs
-from autoice.errors import SceneError
+from autoice.errors import SceneError, ScenesFailed
 from autoice.scenes import SceneKind, open_scene
 from autoice.submission import SubmissionWriter, scene_shapes, score_submission
 
@@ -83,8 +83,10 @@ def _cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]
 def _assert_one_line(err: str, path: Path, fault: str) -> None:
     assert "Traceback" not in err, err
     lines = err.strip().splitlines()
-    assert lines[-1].startswith(f"autoice: error: {path}: "), err
-    assert fault in lines[-1], err
+    assert lines[-1].startswith("autoice: error: ") and sum(x.startswith("autoice: error:") for x in lines) == 1, err
+    # one scene given: its error is the line; among several: its own `autoice: failed:` line, then the summary
+    named = [x for x in lines if x.startswith((f"autoice: error: {path}: ", f"autoice: failed: {path}: "))]
+    assert len(named) == 1 and fault in named[0], err
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +177,9 @@ def test_train_cache_build_reports_a_damaged_chunk(synth_data, train_ds, tmp_pat
 def test_cache_build_reports_a_damaged_chunk(train_ds, tmp_path):
     path = write_damaged(train_ds, tmp_path / "20211122T210615_dmi_prep.nc", "t2m")
     cfg = DataConfig(inputs=["nersc_sar_primary", "t2m"], downscale=2)
-    with pytest.raises(SceneError) as err:
+    with pytest.raises(ScenesFailed) as err:
         build_cache([path], cfg, tmp_path / "cache", progress=False)
-    assert str(err.value) == f"{path}: cannot read variable t2m: {DAMAGED}"
+    assert [str(e) for e in err.value.failures] == [f"{path}: cannot read variable t2m: {DAMAGED}"]
 
 
 def test_prepare_reports_a_damaged_chunk_in_the_same_words(tmp_path):

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from autoice.errors import AutoiceError, OutputError
+from autoice.errors import AutoiceError, OutputError, StorageError
 from autoice.interrupts import deferred
 
 #: errors that can only come from writing (so they are the output's fault, never the input's)
@@ -28,10 +28,18 @@ _NEARLY_FULL = 4 << 20
 _STALE_FOREIGN_S = 24 * 3600
 
 
+def _error(path: Path, fault: str, exc: OSError) -> OutputError:
+    """An OutputError, or a StorageError when the whole disk refuses writes."""
+    cls = StorageError if exc.errno in _WRITE_ERRNOS else OutputError
+    return cls(path, fault)
+
+
 def _why(exc: OSError) -> str:
     """The user's words for a filesystem failure."""
     if isinstance(exc, (FileExistsError, NotADirectoryError)):
         return "a file is in the way of this folder"
+    if isinstance(exc, IsADirectoryError):
+        return "a folder is in the way of this file"
     if isinstance(exc, PermissionError):
         return "permission denied"
     if exc.errno == errno.EROFS:
@@ -111,7 +119,7 @@ def require_space(folder: str | os.PathLike[str], needed: int, what: str) -> Non
     """Refuse a large write up front when ``folder``'s disk cannot hold ``needed`` bytes."""
     free = free_bytes(folder)
     if free is not None and free < needed:
-        raise OutputError(folder, f"not enough free space for {what}: needs {needed / 2**20:,.0f} MiB, "
+        raise StorageError(folder, f"not enough free space for {what}: needs {needed / 2**20:,.0f} MiB, "
                                   f"{free / 2**20:,.0f} MiB free")
 
 
@@ -121,7 +129,7 @@ def ensure_folder(folder: str | os.PathLike[str]) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(folder, f"cannot create this output folder: {_why(exc)}") from exc
+        raise _error(folder, f"cannot create this output folder: {_why(exc)}", exc) from exc
     return folder
 
 
@@ -139,7 +147,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{_host()}.{os.getpid()}.", suffix=".tmp",
                                         dir=target.parent)
     except OSError as exc:
-        raise OutputError(target, f"cannot write here: {_why(exc)}") from exc
+        raise _error(target, f"cannot write here: {_why(exc)}", exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     umask = os.umask(0)
@@ -147,13 +155,16 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise _error(target, f"cannot write here: {_why(exc)}", exc) from exc
     except BaseException as exc:
         fault = _output_fault(exc, target.parent)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         if fault is not None:
-            raise OutputError(target, f"cannot write this file: {fault}") from exc
+            raise StorageError(target, f"cannot write this file: {fault}") from exc
         raise
 
 

@@ -6,8 +6,10 @@ so anything a user can get wrong must surface as one of these, never as a traceb
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from os import PathLike, fspath
+from pathlib import Path
+from typing import Any
 
 
 class AutoiceError(Exception):
@@ -35,6 +37,10 @@ class OutputError(_FileError):
     """An output cannot be written where it was asked for (a file in the way, read-only, no space)."""
 
 
+class StorageError(OutputError):
+    """The disk refuses every write (full, over quota, read-only): multi-scene commands stop at once."""
+
+
 class ChartError(AutoiceError):
     """An ice chart's polygon table cannot be decoded."""
 
@@ -52,3 +58,30 @@ def where(paths: str | PathLike[str] | Iterable[str | PathLike[str]]) -> str:
     if isinstance(paths, (str, PathLike)):
         return fspath(paths)
     return ", ".join(fspath(p) for p in paths)
+
+
+class ScenesFailed(AutoiceError):
+    """Some scenes of a multi-scene command failed after the others were done.
+
+    ``failures`` holds one error per bad scene (the CLI prints each as its own line before this
+    summary, which names the files); ``partial`` holds what the command made of the good ones.
+    """
+
+    def __init__(self, failures: Sequence[AutoiceError], total: int, *, what: str = "scenes", outcome: str = "",
+                 partial: Any = None) -> None:  # fmt: skip
+        self.failures = list(failures)
+        self.total = total
+        self.what = what
+        self.outcome = outcome
+        self.partial = partial
+        names = [Path(f.path).name if isinstance(f, _FileError) else str(f).split(": ")[0] for f in self.failures]
+        listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        tail = f"; {outcome}" if outcome else ""
+        super().__init__(f"{len(self.failures)} of {total} {what} failed: {listed}{tail}")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        return (_scenes_failed, (self.failures, self.total, self.what, self.outcome, self.partial))
+
+
+def _scenes_failed(failures: list[AutoiceError], total: int, what: str, outcome: str, partial: Any) -> ScenesFailed:
+    return ScenesFailed(failures, total, what=what, outcome=outcome, partial=partial)

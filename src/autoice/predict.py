@@ -12,7 +12,6 @@ The submission is written through :class:`autoice.submission.SubmissionWriter` a
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 
 from autoice import schema
+from autoice.atomic import ensure_folder
 from autoice.config import Config, config_from_dict
 from autoice.errors import AutoiceError, SceneError, SubmissionError, where
 from autoice.scenes import SceneKind, find_scenes, open_scene
@@ -147,9 +147,13 @@ def predict(
     progress: bool = True,
     tracking_uri: str | None = None,
 ) -> PredictResult:
-    """Predict every ``*_prep.nc`` in ``data`` into the submission file ``output``."""
-    from tqdm import tqdm
+    """Predict every ``*_prep.nc`` in ``data`` into the submission file ``output``.
 
+    A bad scene does not stop the others: every good one is predicted (its uncertainty map
+    written), then :class:`~autoice.errors.ScenesFailed` names each bad one and ``output`` is not
+    written, since a submission without every test scene is invalid.
+    """
+    from autoice.batch import run_each
     from autoice.data.inputs import scene_inputs, upsample_to
     from autoice.devices import select_device
     from autoice.inference import model_options, predict_scene
@@ -161,26 +165,35 @@ def predict(
     cfg = loaded.config
     d = cfg.data.downscale
     files = _scene_files(data)
+    if uncertainty_dir is not None:
+        ensure_folder(uncertainty_dir)  # a folder problem is one error, not one per scene
     result = PredictResult(Path(output))
     shapes: dict[str, tuple[int, int]] = {}
     budget = max_memory_gb * 1e9
+
+    def one(path: Path, writer: SubmissionWriter) -> None:
+        with open_scene(path, check_values=False) as ds:
+            shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
+            inputs = scene_inputs(ds, cfg.data.inputs, d, dtype=cfg.data.cache_dtype)  # as in training
+        key = path.name[: schema.SCENE_KEY_LENGTH]
+        tile = choose_tile(cfg, inputs.shape[1:], budget - BASE_MEMORY - inputs.nbytes,
+                           max_tile=CPU_MAX_TILE if dev.type == "cpu" else 8192)  # fmt: skip
+        out = predict_scene(loaded.networks, inputs, **model_options(cfg), device=dev, tile=tile,
+                            tta=tta, amp=dev.type == "cuda", uncertainty=uncertainty_dir is not None)  # fmt: skip
+        del inputs
+        for chart in schema.CHARTS:
+            writer.add(key, chart, upsample_to(shape, out.classes[chart], d))
+        shapes[key] = shape
+        result.scenes.append(key)
+        if uncertainty_dir is not None and out.uncertainty is not None:
+            result.uncertainty.append(_write_uncertainty(Path(uncertainty_dir), key, out.uncertainty, cfg))
+
     with SubmissionWriter(output) as writer:
-        for path in tqdm(files, desc="predict", unit="scene", disable=not progress, file=sys.stderr):
-            with open_scene(path, check_values=False) as ds:
-                shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
-                inputs = scene_inputs(ds, cfg.data.inputs, d, dtype=cfg.data.cache_dtype)  # as in training
-            key = path.name[: schema.SCENE_KEY_LENGTH]
-            tile = choose_tile(cfg, inputs.shape[1:], budget - BASE_MEMORY - inputs.nbytes,
-                               max_tile=CPU_MAX_TILE if dev.type == "cpu" else 8192)  # fmt: skip
-            out = predict_scene(loaded.networks, inputs, **model_options(cfg), device=dev, tile=tile,
-                                tta=tta, amp=dev.type == "cuda", uncertainty=uncertainty_dir is not None)  # fmt: skip
-            del inputs
-            for chart in schema.CHARTS:
-                writer.add(key, chart, upsample_to(shape, out.classes[chart], d))
-            shapes[key] = shape
-            result.scenes.append(key)
-            if uncertainty_dir is not None and out.uncertainty is not None:
-                result.uncertainty.append(_write_uncertainty(Path(uncertainty_dir), key, out.uncertainty, cfg))
+        batch = run_each(one, [(f, writer) for f in files], [str(f) for f in files], desc="predict",
+                         progress=progress)  # fmt: skip
+        # raising here drops the partial file: the writer is atomic
+        batch.check(what="test scenes", outcome=f"no submission written ({Path(output).name} needs every scene)",
+                    partial=result)  # fmt: skip
     problems = validate_submission(output, shapes)
     if problems:
         raise SubmissionError(output, "written submission fails validation: " + "; ".join(problems[:5]))

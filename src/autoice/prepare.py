@@ -17,9 +17,7 @@ Choices where the spec is silent (documented in the README):
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,8 +25,9 @@ import numpy as np
 
 from autoice import charts, schema
 from autoice.atomic import ensure_folder
+from autoice.batch import run_each
 from autoice.errors import AutoiceError, SceneError
-from autoice.scenes import SceneKind, StreamWriter, chunk_cache, find_scenes, open_scene, read_variable
+from autoice.scenes import SceneKind, StreamWriter, chunk_cache, find_scenes, intact, open_scene, read_variable
 
 PathLike = str | os.PathLike[str]
 BLOCK_LINES = 1024  #: raw lines per block (even)
@@ -40,7 +39,8 @@ class PrepareResult:
 
     source: Path
     output: Path
-    skipped: bool = False
+    skipped: bool = False  #: the output existed and was kept
+    replaced: bool = False  #: the output existed but was damaged, and was made again
     undecodable: dict[str, int] = field(default_factory=dict)
     changed: int | None = None
 
@@ -122,15 +122,22 @@ def prepare_file(
     floe_threshold: float | None = None,
     block_lines: int = BLOCK_LINES,
 ) -> PrepareResult:
-    """Convert one raw scene to its RTT file in ``out_dir`` (atomically; skipped if it exists)."""
+    """Convert one raw scene to its RTT file in ``out_dir`` (atomically).
+
+    An existing output is kept unless ``overwrite``, but only when it still opens with every
+    variable: a truncated or damaged one (an interrupted copy, a full disk) is made again.
+    """
     src = Path(raw_path)
     name = schema.parse_raw_name(src.name)
     if name is None:
         raise SceneError(src, "file name does not follow the raw scene pattern (<S1 product id>_icechart_<service>_"
                          "<chart id>.nc)")  # fmt: skip
     out = Path(out_dir) / schema.raw_to_rtt_name(src.name)
+    replaced = False
     if out.exists() and not overwrite:
-        return PrepareResult(src, out, skipped=True)
+        if intact(out, SceneKind.TRAIN):
+            return PrepareResult(src, out, skipped=True)
+        replaced = True
     block_lines = max(2, block_lines - block_lines % 2)
     with chunk_cache(), open_scene(src, SceneKind.RAW) as ds:
         try:
@@ -146,7 +153,7 @@ def prepare_file(
         except (OSError, RuntimeError, ValueError) as exc:  # reads and writes have their own errors by now
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise SceneError(src, f"conversion to {out.name} failed ({why})") from exc
-    return PrepareResult(src, out, undecodable=dict(table.undecodable), changed=table.changed)
+    return PrepareResult(src, out, replaced=replaced, undecodable=dict(table.undecodable), changed=table.changed)
 
 
 def _convert(
@@ -223,8 +230,7 @@ def _convert(
         })  # fmt: skip
 
 
-def _prepare_one(args: tuple) -> PrepareResult:
-    raw, out_dir, kwargs = args
+def _prepare_one(raw: Path, out_dir: PathLike, kwargs: dict) -> PrepareResult:
     return prepare_file(raw, out_dir, **kwargs)
 
 
@@ -240,42 +246,21 @@ def prepare_files(
 ) -> list[PrepareResult]:
     """Prepare raw files (or every raw file in the given folders), several in parallel.
 
-    Errors of one file do not stop the others; they are raised together at the end as one
-    :class:`AutoiceError` listing each file's one-line fault.
+    A bad file does not stop the others: every good one is written, then
+    :class:`~autoice.errors.ScenesFailed` lists each bad file's one-line fault (its ``partial``
+    holds the good files' results).
     """
-    from tqdm import tqdm
-
     files = find_scenes(paths, [SceneKind.RAW])
     if not files:
         raise SceneError(paths if isinstance(paths, (str, os.PathLike)) else ", ".join(map(str, paths)),
                          "no raw scene files (*_icechart_*.nc) found")  # fmt: skip
     ensure_folder(out_dir)
     opts = {"mode": mode, "overwrite": overwrite, **kwargs}
-    results: list[PrepareResult] = []
-    errors: list[str] = []
-    bar = tqdm(total=len(files), desc="prepare", unit="scene", disable=not progress, file=sys.stderr)
     jobs = [(f, out_dir, opts) for f in files]
-    if workers <= 1:
-        for job in jobs:
-            try:
-                results.append(_prepare_one(job))
-            except AutoiceError as exc:
-                errors.append(str(exc))
-            bar.update()
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_prepare_one, job) for job in jobs]
-            for fut in as_completed(futures):
-                try:
-                    results.append(fut.result())
-                except AutoiceError as exc:
-                    errors.append(str(exc))
-                bar.update()
-    bar.close()
-    if errors:
-        raise AutoiceError("; ".join(errors) if len(errors) == 1 else f"{len(errors)} files failed:\n" +
-                           "\n".join(errors))  # fmt: skip
-    return sorted(results, key=lambda r: r.source)
+    batch = run_each(_prepare_one, jobs, [str(f) for f in files], workers=workers, desc="prepare", progress=progress)
+    results = sorted(batch.done(), key=lambda r: r.source)
+    batch.check(partial=results)
+    return results
 
 
 def summarize(results: Iterable[PrepareResult]) -> list[str]:

@@ -74,6 +74,7 @@ def _open(path: Path) -> xr.Dataset:
         return xr.open_dataset(path, engine="netcdf4", cache=False, decode_times=False)
     except Exception as exc:  # netCDF4/HDF5 raise OSError, ValueError, RuntimeError...
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = reason.replace(f": {str(path)!r}", "")  # netCDF4 repeats the path the message starts with
         raise SceneError(path, f"not a readable netCDF-4 file (truncated or another format?): {reason}") from exc
 
 
@@ -107,11 +108,24 @@ def open_scene(path: PathLike, kind: SceneKind | str | None = None, *, check_val
     try:
         if not explicit and kind == SceneKind.TRAIN and not has_charts(ds):
             kind = SceneKind.TEST  # a _prep.nc without charts is a test scene
-        validate(ds, p, kind, check_values=check_values)
+        validate(ds, p, kind, check_values=check_values)  # its reads go through read_variable
     except BaseException:
         ds.close()
         raise
     return ds
+
+
+def intact(path: PathLike, kind: SceneKind | str) -> bool:
+    """Whether an existing output still opens with every variable of ``kind`` (cheap: reads no data).
+
+    Commands that keep existing outputs ask this first, so that a truncated or damaged file
+    (an interrupted copy, a full disk) is made again instead of being kept as done.
+    """
+    try:
+        with open_scene(path, kind, check_values=False):
+            return True
+    except SceneError:
+        return False
 
 
 def has_charts(ds: xr.Dataset) -> bool:

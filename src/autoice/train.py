@@ -33,6 +33,7 @@ import torch
 
 from autoice import schema
 from autoice.atomic import ensure_folder, require_space
+from autoice.batch import run_each
 from autoice.checkpoints import load_checkpoint, make_checkpoint, rng_state, save_checkpoint, set_rng_state
 from autoice.config import Config, config_from_dict, save_config
 from autoice.devices import (
@@ -268,10 +269,16 @@ def _scene_files(data: Any, kind: SceneKind) -> list[Path]:
     files = [f for f in files if schema.parse_rtt_name(f.name) and not f.name.endswith(schema.REFERENCE_SUFFIX)]
     if not files:
         raise SceneError(where(data), "no ready-to-train scenes (*_prep.nc) found")
-    for f in files:  # structure only: the cache build checks chart values when it reads a scene
-        with open_scene(f, SceneKind.TRAIN, check_values=False):
-            pass
+    # structure only (seconds), every file, so that one run names every bad one; the cache build
+    # checks chart values and data when it reads a scene
+    checked = run_each(_check_structure, [(f,) for f in files], [str(f) for f in files], progress=False)
+    checked.check(outcome="fix or remove them; nothing was trained")
     return files
+
+
+def _check_structure(path: Path) -> None:
+    with open_scene(path, SceneKind.TRAIN, check_values=False):
+        pass
 
 
 def _build_training(cfg: Config, d: Dist, device: torch.device, work: Path, scenes: _Scenes,

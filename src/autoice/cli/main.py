@@ -2,7 +2,8 @@
 
 Subcommands are imported only when used, so ``autoice --help`` stays fast and a command's
 heavy dependencies (torch, mlflow, matplotlib) load only for that command.
-Handled failures (:class:`autoice.errors.AutoiceError`) print one line to stderr and exit 1.
+Handled failures (:class:`autoice.errors.AutoiceError`) print one line to stderr and exit 1; when
+several scenes failed (:class:`autoice.errors.ScenesFailed`), one line per scene comes first.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import traceback
 import click
 
 from autoice import __version__, interrupts
-from autoice.errors import AutoiceError
+from autoice.errors import AutoiceError, ScenesFailed
 
 #: subcommand -> module under autoice.cli exposing a click command named ``command``.
 COMMANDS: dict[str, str] = {
@@ -79,6 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     except AutoiceError as exc:
         if debug:
             traceback.print_exc()
+        if isinstance(exc, ScenesFailed) and exc.total == len(exc.failures) == 1:
+            exc = exc.failures[0]  # one scene given, and it failed: its own error says it all
+        elif isinstance(exc, ScenesFailed):
+            for failure in exc.failures:  # one line per bad scene, then the one error line: the summary
+                click.echo(f"autoice: failed: {failure}", err=True)
         click.echo(f"autoice: error: {exc}", err=True)
         sys.exit(1)
     sys.exit(0)

@@ -26,12 +26,19 @@ def command(models: tuple[str, ...], data: tuple[Path, ...], output: Path, tta: 
             uncertainty_dir: Path | None, device: str, quiet: bool) -> None:  # fmt: skip
     """Predict SIC, SOD and FLOE for every test scene and write the challenge submission file.
 
-    The file is checked with the same rules as `autoice validate` before the command returns.
+    The file is checked with the same rules as `autoice validate` before the command returns. A bad
+    test scene does not stop the others; each is reported and no submission is written.
     """
+    from autoice.errors import ScenesFailed
     from autoice.predict import predict
 
-    result = predict(list(models), list(data), output, tta=tta, max_memory_gb=max_memory,
-                     uncertainty_dir=uncertainty_dir, device=device, progress=not quiet)  # fmt: skip
+    try:
+        result = predict(list(models), list(data), output, tta=tta, max_memory_gb=max_memory,
+                         uncertainty_dir=uncertainty_dir, device=device, progress=not quiet)  # fmt: skip
+    except ScenesFailed as exc:  # no submission; say which per-scene outputs the good scenes left
+        if exc.partial is not None and exc.partial.uncertainty:
+            click.echo(f"uncertainty maps: {uncertainty_dir} ({len(exc.partial.uncertainty)} files)")
+        raise
     click.echo(f"wrote {result.output} ({len(result.scenes)} scenes, {3 * len(result.scenes)} variables)")
     if result.uncertainty:
         click.echo(f"uncertainty maps: {uncertainty_dir} ({len(result.uncertainty)} files)")

@@ -25,16 +25,26 @@ def command(raw: tuple[Path, ...], out_dir: Path, workers: int, overwrite: bool,
 
     Charts are decoded from the SIGRID-3 egg codes on the 40 m grid, then SAR, incidence angle and
     distance map are 2 x 2 block-averaged (charts: 2 x 2 max), masks aligned and every input scaled
-    with the organisers' global statistics. Outputs appear only when complete.
+    with the organisers' global statistics. Outputs appear only when complete; existing ones are kept
+    unless damaged. A bad file does not stop the others: each is reported and the command fails at the end.
     """
     from autoice import schema
+    from autoice.errors import ScenesFailed
     from autoice.prepare import prepare_files, summarize
 
     t = schema.THRESHOLDS[thresholds]
-    results = prepare_files(list(raw), out_dir, workers=workers, mode=mode, overwrite=overwrite,
-                            progress=not quiet, sod_threshold=t["SOD"], floe_threshold=t["FLOE"])  # fmt: skip
+    failed = None
+    try:
+        results = prepare_files(list(raw), out_dir, workers=workers, mode=mode, overwrite=overwrite,
+                                progress=not quiet, sod_threshold=t["SOD"], floe_threshold=t["FLOE"])  # fmt: skip
+    except ScenesFailed as exc:  # say what was done for the good files, then fail naming the bad ones
+        results, failed = exc.partial, exc
     for line in summarize(results):
         click.echo(line, err=True)
     done = sum(not r.skipped for r in results)
     skipped = len(results) - done
-    click.echo(f"prepared {done} scene(s) into {out_dir}" + (f", skipped {skipped} existing" if skipped else ""))
+    replaced = sum(r.replaced for r in results)
+    click.echo(f"prepared {done} scene(s) into {out_dir}" + (f", skipped {skipped} existing" if skipped else "")
+               + (f", replaced {replaced} damaged" if replaced else ""))  # fmt: skip
+    if failed is not None:
+        raise failed

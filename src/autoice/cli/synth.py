@@ -51,16 +51,25 @@ def command(out_dir: Path, n_train: int, n_test: int, height: int, width: int, s
     Each scene copies the composition of one real AI4Arctic training scene (service, region, month,
     open water, class mix, masked share); its SIGRID-3 chart is an analyst's summary of a true ice field
     that Sentinel-1, AMSR2 and ERA5 see through physics (docs/synthetic.md). Scene i depends only on
-    (seed, i), so --workers never changes the results.
+    (seed, i), so --workers never changes the results. Existing scenes are kept unless damaged; a scene
+    that fails does not stop the others: each is reported and the command fails at the end.
     """
+    from autoice.errors import ScenesFailed
     from autoice.synth import synthesize
 
-    result = synthesize(out_dir, n_train=n_train, n_test=n_test, height=height, width=width, seed=seed,
-                        workers=workers, overwrite=overwrite, progress=not quiet)  # fmt: skip
+    failed = None
+    try:
+        result = synthesize(out_dir, n_train=n_train, n_test=n_test, height=height, width=width, seed=seed,
+                            workers=workers, overwrite=overwrite, progress=not quiet)  # fmt: skip
+    except ScenesFailed as exc:  # say what was made of the good scenes, then fail naming the bad ones
+        result, failed = exc.partial, exc
     n_dmi = sum("_icechart_dmi_" in p.name for p in result.raw)
     made = len(result.raw) - result.skipped
     click.echo(
         f"synthesized {made} scene(s) ({len(result.train)} train, {len(result.test)} test; "
         f"dmi {n_dmi}, cis {len(result.raw) - n_dmi}; {height} x {width} at 80 m) into {out_dir}"
         + (f", kept {result.skipped} existing" if result.skipped else "")
+        + (f", replaced {result.replaced} damaged" if result.replaced else "")
     )
+    if failed is not None:
+        raise failed

@@ -19,9 +19,7 @@ import errno
 import hashlib
 import json
 import os
-import sys
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -31,6 +29,7 @@ import numpy as np
 
 from autoice import schema
 from autoice.atomic import atomic_output, ensure_folder, require_space
+from autoice.batch import run_each
 from autoice.config import DataConfig
 from autoice.errors import AutoiceError, SceneError
 
@@ -158,7 +157,7 @@ def build_one(source: Path, folder: Path, key: str, channels: Sequence[str], dow
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(len(channels), h, w))
             _reserve(tmp)
             for i, name in enumerate(channels):  # one channel in memory at a time
-                mm[i] = cast_channel(read_channel(ds, name, downscale), mm.dtype)
+                mm[i] = cast_channel(read_channel(ds, name, downscale), mm.dtype)  # read errors: SceneError
             mm.flush()
             del mm
         labels = with_labels or has_charts(ds)
@@ -184,14 +183,6 @@ def build_one(source: Path, folder: Path, key: str, channels: Sequence[str], dow
     with atomic_output(_meta_path(folder, key)) as tmp:
         tmp.write_text(json.dumps(meta))
     return meta
-
-
-def _build_task(args: tuple) -> tuple[str, dict[str, Any] | tuple[str, str]]:
-    key = args[2]
-    try:
-        return key, build_one(*args)
-    except SceneError as exc:  # SceneError(path, fault) does not survive pickling: send its parts
-        return key, (exc.path, exc.fault)
 
 
 def _open_entry(folder: Path, key: str, source: Path, meta: dict[str, Any]) -> CachedScene:
@@ -230,11 +221,12 @@ def build_cache(scenes: Sequence[Path], data_cfg: DataConfig, cache_dir: Path, *
         One CachedScene per input path, in the same order.
 
     Raises:
-        SceneError: a scene is missing, unreadable or does not follow the format.
+        SceneError: a scene is missing.
+        ScenesFailed: scenes are unreadable or do not follow the format; raised after every good
+            scene is cached (kept for the next run), naming each bad one. Training on fewer
+            scenes than given, without a word, would be worse.
         AutoiceError: two scenes share a cache key.
     """
-    from tqdm import tqdm
-
     paths = [Path(p) for p in scenes]
     folder = Path(cache_dir) / fingerprint(data_cfg)
     keys = [scene_cache_key(p) for p in paths]
@@ -259,28 +251,12 @@ def build_cache(scenes: Sequence[Path], data_cfg: DataConfig, cache_dir: Path, *
     if todo:
         ensure_folder(folder)
         _write_config(folder, data_cfg)
-        bar = tqdm(total=len(todo), desc="caching scenes", unit="scene", file=sys.stderr, disable=not progress)
-        with bar:
-            if workers > 1 and len(todo) > 1:
-                with ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=get_context("spawn")) as pool:
-                    futures = [pool.submit(_build_task, t) for t in todo]
-                    for fut in as_completed(futures):
-                        _collect(fut.result(), metas, pool)
-                        bar.update()
-            else:
-                for t in todo:
-                    _collect(_build_task(t), metas, None)
-                    bar.update()
+        batch = run_each(build_one, todo, [str(t[0]) for t in todo], workers=workers, desc="caching scenes",
+                         progress=progress, mp_context=get_context("spawn"))  # fmt: skip
+        for i, meta in batch.results.items():
+            metas[todo[i][2]] = meta
+        batch.check(total=len(unique), outcome="the good ones are cached for the next run")
     return [_open_entry(folder, key, p, metas[key]) for key, p in zip(keys, paths, strict=True)]
-
-
-def _collect(result: tuple[str, Any], metas: dict[str, dict[str, Any]], pool: ProcessPoolExecutor | None) -> None:
-    key, out = result
-    if isinstance(out, tuple):
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        raise SceneError(*out)
-    metas[key] = out
 
 
 def _write_config(folder: Path, data_cfg: DataConfig) -> None:

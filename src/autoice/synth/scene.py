@@ -38,6 +38,7 @@ class SynthResult:
     test: list[Path] = field(default_factory=list)
     reference: list[Path] = field(default_factory=list)
     skipped: int = 0  #: scenes whose outputs already existed (not overwritten)
+    replaced: int = 0  #: scenes made again because an existing output was damaged
 
 
 def _land(r: np.random.Generator, shape: tuple[int, int], zoom: float, share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -367,24 +368,34 @@ def write_raw(spec: SceneSpec, seed: int, out_dir: str | os.PathLike[str]) -> Pa
     return path
 
 
-def _make_scene(spec: SceneSpec, seed: int, out_dir: str, split: str, overwrite: bool) -> tuple[str, list[Path], bool]:
-    """Worker job: raw -> RTT (train) or raw -> RTT -> test + reference. Returns (split, paths, skipped)."""
+def _make_scene(spec: SceneSpec, seed: int, out_dir: str, split: str, overwrite: bool) -> tuple[str, list[Path], str]:
+    """Worker job: raw -> RTT (train) or raw -> RTT -> test + reference.
+
+    Returns (split, paths, status) with status ``made``, ``kept`` (every output existed intact) or
+    ``replaced`` (an existing output was damaged, so the scene was made again).
+    """
     from autoice import prepare, scenes
+    from autoice.scenes import SceneKind
 
     root = Path(out_dir)
     raw_dir, split_dir = root / "raw", root / split
     raw_path = raw_dir / spec.raw_name
     rtt_path = split_dir / spec.rtt_name
     ref_path = split_dir / schema.parse_raw_name(spec.raw_name).reference_name  # type: ignore[union-attr]
-    wanted = [raw_path, rtt_path] + ([ref_path] if split == "test" else [])
-    if not overwrite and all(p.exists() for p in wanted):
-        return split, wanted, True
+    kinds = {raw_path: SceneKind.RAW, rtt_path: SceneKind.TRAIN}
+    if split == "test":
+        kinds.update({rtt_path: SceneKind.TEST, ref_path: SceneKind.REFERENCE})
+    wanted = list(kinds)
+    damaged = [] if overwrite else [p for p in wanted if p.exists() and not scenes.intact(p, kinds[p])]
+    if not overwrite and not damaged and all(p.exists() for p in wanted):
+        return split, wanted, "kept"
+    status = "replaced" if damaged else "made"
     write_raw(spec, seed, raw_dir)
     result = prepare.prepare_file(raw_path, split_dir, overwrite=True)
     if split == "test":
         test_path, reference = scenes.split_reference(result.output)
-        return split, [raw_path, test_path, reference], False
-    return split, [raw_path, result.output], False
+        return split, [raw_path, test_path, reference], status
+    return split, [raw_path, result.output], status
 
 
 def synthesize(
@@ -403,7 +414,9 @@ def synthesize(
 
     Training scenes are indices ``0 .. n_train - 1``, test scenes follow; scene *i* depends only on
     (seed, i), so ``workers`` never changes the results. Scenes whose outputs exist are kept unless
-    ``overwrite``.
+    ``overwrite`` or one of them is damaged (then the scene is made again). A scene that fails does not
+    stop the others: every good scene is written, then :class:`~autoice.errors.ScenesFailed` lists
+    the bad ones (its ``partial`` is the SynthResult of the good ones).
 
     Args:
         out_dir: dataset root.
@@ -419,42 +432,28 @@ def synthesize(
     Returns:
         A :class:`SynthResult` with every file path.
     """
-    from tqdm.auto import tqdm
+    from autoice.atomic import ensure_folder
+    from autoice.batch import run_each
 
     if n_train < 0 or n_test < 0:
         raise AutoiceError(f"{out_dir}: scene counts must not be negative (train {n_train}, test {n_test})")
     if workers < 1:
         raise AutoiceError(f"{out_dir}: workers must be >= 1, got {workers}")
     specs = scene_specs(n_train + n_test, height=height, width=width, seed=seed)
-    jobs = [(spec, "train" if spec.index < n_train else "test") for spec in specs]
-    results: dict[int, tuple[str, list[Path], bool]] = {}
-    bar = tqdm(total=len(jobs), desc="synth", unit="scene", disable=not progress)
-    try:
-        if workers == 1 or len(jobs) <= 1:
-            for spec, split in jobs:
-                results[spec.index] = _make_scene(spec, seed, str(out_dir), split, overwrite)
-                bar.update()
-        else:
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                futures = {
-                    pool.submit(_make_scene, spec, seed, str(out_dir), split, overwrite): spec.index
-                    for spec, split in jobs
-                }
-                for fut in as_completed(futures):
-                    results[futures[fut]] = fut.result()
-                    bar.update()
-    finally:
-        bar.close()
+    jobs = [(spec, seed, str(out_dir), "train" if spec.index < n_train else "test", overwrite) for spec in specs]
+    labels = [str(Path(out_dir) / "raw" / spec.raw_name) for spec in specs]
+    for folder in ["raw", *(["train"] if n_train else []), *(["test"] if n_test else [])]:
+        ensure_folder(Path(out_dir) / folder)  # a folder problem is one error, not one per scene
+    batch = run_each(_make_scene, jobs, labels, workers=workers, desc="synth", progress=progress)
     out = SynthResult()
-    for index in sorted(results):
-        split, paths, skipped = results[index]
+    for split, paths, status in batch.done():
         out.raw.append(paths[0])
-        out.skipped += int(skipped)
+        out.skipped += int(status == "kept")
+        out.replaced += int(status == "replaced")
         if split == "train":
             out.train.append(paths[1])
         else:
             out.test.append(paths[1])
             out.reference.append(paths[2])
+    batch.check(partial=out)
     return out

@@ -74,16 +74,11 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         """Rebuild the network from the logged checkpoint (CPU; eval mode)."""
-        from autoice.checkpoints import load_checkpoint
-        from autoice.config import config_from_dict
-        from autoice.models.unet import build_model
+        from autoice.checkpoints import load_checkpoint, network_from_checkpoint
 
-        state = load_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
-        self.config = config_from_dict(state["config"])
-        self.inputs = list(state.get("inputs") or self.config.data.inputs)
-        net = build_model(self.config)
-        net.load_state_dict(state["model"])
-        self.network = net.eval()
+        path = context.artifacts[CHECKPOINT_ARTIFACT]
+        self.network, self.config = network_from_checkpoint(load_checkpoint(path), path)
+        self.inputs = list(self.config.data.inputs)
 
     def check_input(self, model_input: Any) -> np.ndarray:
         """The request as one (B, C, H, W) float32 array in channel order, or a :class:`ServingInputError`."""
@@ -239,9 +234,10 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
     The checkpoint goes in slimmed to weights + config + history; requirements are pinned
     explicitly, so logging takes seconds (the input example is checked by one prediction).
     """
-    from autoice.checkpoints import load_checkpoint, save_checkpoint
+    from autoice.checkpoints import load_checkpoint, network_from_checkpoint, save_checkpoint
 
     state = load_checkpoint(checkpoint)
+    network_from_checkpoint(state, checkpoint)  # a model that could not be served is not logged
     inputs = list(state.get("inputs") or state["config"]["data"]["inputs"])
     score = state.get("best_score")
     with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, _store(tracking_uri):
@@ -306,6 +302,8 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.Py
         except MlflowException as exc:
             raise AutoiceError(f"{uri}: cannot load the model ({exc.message.splitlines()[0]})") from exc
         except OSError as exc:
+            raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
+        except AutoiceError as exc:  # from load_context: the logged checkpoint itself is at fault
             raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import types
+from pathlib import Path
 
 import pytest
 
@@ -149,3 +150,81 @@ def test_non_finite_weights_are_refused_at_load(state, tmp_path, capsys, bad_val
     assert _cli_error(capsys, _predict_argv([path], tmp_path)) == f"autoice: error: {e.value}"
     with pytest.raises(AutoiceError, match="weights contain non-finite values"):
         serving.AutoiceModel().load_context(types.SimpleNamespace(artifacts={"checkpoint": str(path)}))
+
+
+# --- stores that do not exist --------------------------------------------------------------------
+
+
+@pytest.fixture()
+def clean_mlflow_env(monkeypatch):
+    """No tracking or registry URI set in this process or the environment (as in a fresh shell)."""
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
+    monkeypatch.setattr(registry_utils, "_registry_uri", None)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    return monkeypatch
+
+
+def _listing(root):
+    return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*"))
+
+
+@pytest.mark.parametrize("case", ["missing-dir", "missing-file", "empty-file", "not-sqlite", "file-store", "unset"])
+@pytest.mark.parametrize("uri", [f"models:/{NAME}@champion", "runs:/0123456789abcdef0123456789abcdef/model"])
+def test_resolving_a_model_never_creates_a_store(clean_mlflow_env, tmp_path, capsys, case, uri):
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    clean_mlflow_env.chdir(cwd)
+    db = tmp_path / "stores" / "mlflow.db"
+    store, fault = {
+        "missing-dir": (f"sqlite:///{tmp_path / 'nonexistent' / 'dir' / 'mlflow.db'}",
+                        f"no such file {tmp_path / 'nonexistent' / 'dir' / 'mlflow.db'}"),
+        "missing-file": (f"sqlite:///{db}", f"no such file {db}"),
+        "empty-file": (f"sqlite:///{db}", f"{db} is not an MLflow store (no MLflow tables)"),
+        "not-sqlite": (f"sqlite:///{db}", f"{db} is not an MLflow store (not an SQLite database)"),
+        "file-store": ((tmp_path / "mlruns").as_uri(), f"no such folder {tmp_path / 'mlruns'}"),
+        "unset": (None, f"no such file {cwd / 'mlflow.db'}"),
+    }[case]  # fmt: skip
+    db.parent.mkdir()
+    if case == "empty-file":
+        db.touch()
+    elif case == "not-sqlite":
+        db.write_text("not a database\n")
+    if store is not None:
+        clean_mlflow_env.setenv("MLFLOW_TRACKING_URI", store)
+    before = _listing(tmp_path)
+    sizes = {p: p.stat().st_size for p in (tmp_path / "stores").iterdir()}
+    with pytest.raises(AutoiceError) as e:
+        load_models([uri])
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith(f"{uri}: ")
+    assert fault in msg and "MLFLOW_TRACKING_URI" in msg and "sqlite:///WORKDIR/mlflow.db" in msg
+    if store is None:
+        assert "MLFLOW_TRACKING_URI is not set" in msg and f"sqlite:///{cwd / 'mlflow.db'}" in msg
+    else:
+        assert f"MLFLOW_TRACKING_URI={store}" in msg
+    assert _listing(tmp_path) == before  # nothing created, not even an empty database or folder
+    assert {p: p.stat().st_size for p in (tmp_path / "stores").iterdir()} == sizes
+    assert _cli_error(capsys, _predict_argv([uri], tmp_path / "stores")) == f"autoice: error: {msg}"
+    assert _listing(tmp_path) == before
+
+
+def test_missing_registry_store_is_named(clean_mlflow_env, registry, tmp_path):
+    clean_mlflow_env.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+    clean_mlflow_env.setenv("MLFLOW_REGISTRY_URI", f"sqlite:///{tmp_path / 'registry.db'}")
+    with pytest.raises(AutoiceError, match=f"MLFLOW_REGISTRY_URI=sqlite:///{tmp_path / 'registry.db'}"):
+        load_models([f"models:/{NAME}@champion"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_existing_stores_still_resolve(clean_mlflow_env, registry, state):
+    clean_mlflow_env.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+    loaded = load_models([f"models:/{NAME}@champion"])
+    assert loaded.config.data.inputs == state["inputs"]
+    # a relative sqlite path is relative to the current folder, as MLflow reads it
+    clean_mlflow_env.chdir(registry["root"])
+    clean_mlflow_env.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    assert load_models([f"runs:/{registry['run_id']}/model"]).config.data.inputs == state["inputs"]

@@ -295,8 +295,13 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
 
 
 def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.PyFuncModel:
-    """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``)."""
+    """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``).
+
+    The store is only read: one that does not exist is an error naming it, never a new empty store.
+    """
     with _store(tracking_uri):
+        if uri.startswith(("models:/", "runs:/")):
+            _require_stores(uri, explicit=tracking_uri is not None)
         try:
             return mlflow.pyfunc.load_model(uri)
         except MlflowException as exc:
@@ -305,6 +310,36 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.Py
             raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
         except AutoiceError as exc:  # from load_context: the logged checkpoint itself is at fault
             raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
+
+
+def _require_stores(uri: str, *, explicit: bool) -> None:
+    """Refuse to resolve ``uri`` in a local store that does not exist: MLflow would create an empty one.
+
+    ``runs:/`` needs the tracking store; ``models:/`` the registry too (usually the same store).
+    The message says which store was looked in, and why there (argument, variable or MLflow's default).
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from autoice.tracking import local_store_fault
+
+    checks = [("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri(), tracking_utils._tracking_uri)]
+    if uri.startswith("models:/"):
+        checks.append(("MLFLOW_REGISTRY_URI", mlflow.get_registry_uri(), registry_utils._registry_uri))
+    for variable, store, set_here in checks:
+        fault = local_store_fault(store)
+        if fault is None:
+            continue
+        if explicit or set_here is not None:
+            where = f"looked in the MLflow store {store}"
+        elif os.environ.get(variable):
+            where = f"looked in {variable}={os.environ[variable]}"
+        elif variable == "MLFLOW_TRACKING_URI":
+            where = f"MLFLOW_TRACKING_URI is not set, so looked in MLflow's default store {store}"
+        else:
+            where = f"looked in the MLflow registry store {store}"
+        raise AutoiceError(f"{uri}: {where}: {fault} (nothing was created); point {variable} at the store the "
+                           "model was registered in, e.g. sqlite:///WORKDIR/mlflow.db of its training workdir")
 
 
 def load_network(uri: str, *, tracking_uri: str | None = None) -> tuple[torch.nn.Module, Config]:

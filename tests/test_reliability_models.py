@@ -8,12 +8,22 @@ create one), and malformed requests to the model server (each a 4xx with a messa
 from __future__ import annotations
 
 import copy
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
-from autoice import serving
+from autoice import schema, serving
 from autoice.checkpoints import load_checkpoint, save_checkpoint
 from autoice.cli.main import main
 from autoice.errors import AutoiceError
@@ -228,3 +238,178 @@ def test_existing_stores_still_resolve(clean_mlflow_env, registry, state):
     clean_mlflow_env.chdir(registry["root"])
     clean_mlflow_env.setenv("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
     assert load_models([f"runs:/{registry['run_id']}/model"]).config.data.inputs == state["inputs"]
+
+
+# --- the model server ----------------------------------------------------------------------------
+
+
+def _patch(inputs, b=1, h=12, w=10, seed=3):
+    rng = np.random.default_rng(seed)
+    return {name: rng.normal(size=(b, h, w)).astype(np.float32) for name in inputs}
+
+
+def _wrapper(state, tmp_path):
+    path = _save(tmp_path / "m.pt", state)
+    model = serving.AutoiceModel()
+    model.load_context(types.SimpleNamespace(artifacts={serving.CHECKPOINT_ARTIFACT: str(path)}))
+    return model
+
+
+def test_wrapper_takes_only_numbers(state, tmp_path):
+    model = _wrapper(state, tmp_path)
+    inputs = state["inputs"]
+    patch = _patch(inputs, h=4, w=4)
+    ok = model.predict(None, {**patch, inputs[0]: patch[inputs[0]].astype(np.float64).tolist()})
+    assert set(ok) == set(schema.CHARTS)
+    row = [0.0, 0.5, 1.0, 2.0]
+    for bad, shown in (
+        ([[[True, 0.5, 1.0, 2.0], row, row, row]], "true"),  # numpy would read it as 1.0
+        ([[row, row, row, [0.0, False, 1.0, 2.0]]], "false"),
+        ([[row, row, ["0.5", 0.5, 1.0, 2.0], row]], '"0.5"'),  # numpy would parse the string
+        ([[row, [None, 0.5, 1.0, 2.0], row, row]], "null"),
+    ):
+        with pytest.raises(AutoiceError, match=f"^model input: channel {inputs[1]} holds {shown}, not a number"):
+            model.predict(None, {**patch, inputs[1]: bad})
+    with pytest.raises(AutoiceError, match=f"channel {inputs[2]} holds bool values, not numbers"):
+        model.predict(None, {**patch, inputs[2]: np.ones((1, 4, 4), bool)})
+    with pytest.raises(AutoiceError, match=f"channel {inputs[2]} holds true, not a number"):
+        model.predict(None, {**patch, inputs[2]: True})
+    with pytest.raises(AutoiceError, match=f"channel {inputs[0]} is nested deeper than \\(batch, height, width\\)"):
+        model.predict(None, {**patch, inputs[0]: [[[[0.0]]]]})
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "message"), [
+    (b"{}", None, 415, "request has no Content-Type header"),
+    (b"{}", "  ", 415, "request has no Content-Type header"),
+    (b"[" * 5000, "application/json", 400, "request body: JSON nested too deeply"),
+    (b"[" * 5000 + b"]" * 5000, "application/json", 400, "request body: JSON nested too deeply"),
+    (b'{"inputs": {"a": [[[true]]]}}', "application/json", 400, "model input: channel a holds true, not a number"),
+    (b'{"inputs": {"a": [[[0.5]]], "b": [[[1, "2"]]]}}', "application/json; charset=utf-8", 400,
+     'model input: channel b holds "2", not a number'),
+    (b'{"inputs": {"a": [[[[[0.5]]]]]}}', "application/json", 400,
+     "model input: channel a is nested deeper than (batch, height, width)"),
+    (b'{"instances": [{"a": [[false]]}]}', "application/json", 400, "instances holds false, not a number"),
+    (b"{not json", "application/json", 400, "request body is not valid JSON"),
+    (b"\xff\xfe", "application/json", 400, "request body is not valid JSON"),
+    (b'{"inputs": {"a": [[[0.5, 1, -2e3]]]}}', "application/json", None, None),
+    (b"a,b\n1,true\n", "text/csv", None, None),  # other content types are MLflow's to answer
+])  # fmt: skip
+def test_request_check(body, content_type, status, message):
+    from autoice.server import check_request
+
+    problem = check_request(body, content_type)
+    if status is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem[0] == status and problem[1].startswith(message), problem
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _request(port, body, headers, method="POST", path="/invocations"):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers)  # http.client adds no Content-Type of its own
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+def test_autoice_serve_answers_malformed_requests_with_4xx_and_a_message(registry, state, tmp_path):
+    inputs = state["inputs"]
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": registry["uri"], "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "autoice", "serve", "--model", f"models:/{NAME}@champion", "--host", "127.0.0.1",
+           "--port", str(port)]  # fmt: skip
+    log_path = tmp_path / "server.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, log_path.read_text()[-3000:]
+            try:
+                if _request(port, None, {}, method="GET", path="/ping")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "server did not answer /ping in 90 s"
+            time.sleep(0.5)
+
+        patch = _patch(inputs)
+        good = {"inputs": {k: v.tolist() for k, v in patch.items()}}
+        status, text = _request(port, json.dumps(good), JSON)
+        assert status == 200, text
+        answer = json.loads(text)["predictions"]
+        wrapper = _wrapper(state, tmp_path)
+        want = wrapper.predict(None, patch)
+        for chart in schema.CHARTS:
+            np.testing.assert_array_equal(np.asarray(answer[chart]), want[chart])
+
+        # MLflow's own server answers these three with 500 (no Content-Type), 500 (RecursionError in its
+        # json.loads) and 200 (true read as 1.0 before the model sees it)
+        status, text = _request(port, json.dumps(good), {})
+        assert status == 415 and "no Content-Type header" in json.loads(text)["message"], text
+        status, text = _request(port, b"[" * 5000, JSON)
+        assert status == 400 and "nested too deeply" in json.loads(text)["message"], text
+        flagged = copy.deepcopy(good)
+        flagged["inputs"][inputs[1]][0][2][3] = True
+        status, text = _request(port, json.dumps(flagged), JSON)
+        assert status == 400, text
+        assert json.loads(text)["message"] == f"model input: channel {inputs[1]} holds true, not a number " \
+                                              "(values are numbers; 0 = no data)"
+        # what MLflow already answered with 4xx still is
+        status, _ = _request(port, b"{not json", JSON)
+        assert status == 400
+        status, text = _request(port, json.dumps({"inputs": {k: v for k, v in good["inputs"].items()
+                                                              if k != inputs[0]}}), JSON)  # fmt: skip
+        assert 400 <= status < 500 and inputs[0] in text
+        status, _ = _request(port, b"1,2\n", {"Content-Type": "text/plain"})
+        assert status == 415
+        assert "Traceback" not in log_path.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=15)
+
+
+def test_serve_of_a_missing_model_or_a_taken_port_is_one_line(clean_mlflow_env, registry, capsys):
+    clean_mlflow_env.setenv("MLFLOW_TRACKING_URI", registry["uri"])
+    line = _cli_error(capsys, ["serve", "--model", "models:/nobody@champion", "--port", str(_free_port())])
+    assert line.startswith("autoice: error: models:/nobody@champion: cannot load the model")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = _cli_error(capsys, ["serve", "--model", f"models:/{NAME}@champion", "--port", str(port)])
+    assert line.startswith(f"autoice: error: 127.0.0.1:{port}: cannot listen there (")
+
+
+def test_non_finite_weights_logged_before_the_check_are_refused_when_served(state, tmp_path, clean_mlflow_env):
+    """A model logged by an older autoice (no check at log time) is refused when loaded, naming the URI."""
+    import mlflow
+
+    bad = copy.deepcopy(state)
+    key = next(k for k, v in bad["model"].items() if v.is_floating_point())
+    bad["model"][key] = torch.full_like(bad["model"][key], float("nan"))
+    path = _save(tmp_path / "nan.pt", bad)
+    target = tmp_path / "model"
+    mlflow.pyfunc.save_model(str(target), python_model=serving.AutoiceModel(), pip_requirements=[],
+                             artifacts={serving.CHECKPOINT_ARTIFACT: str(path)})  # fmt: skip
+    with pytest.raises(AutoiceError) as e:
+        serving.load_network(str(target))
+    msg = str(e.value)
+    assert msg.startswith(f"{target}: cannot load the model (") and "weights contain non-finite values" in msg

@@ -12,13 +12,16 @@ indices). Served, a request is a JSON object of named channel patches::
 posted to ``/invocations`` with ``Content-Type: application/json`` (curl example in the README),
 and the answer is ``{"predictions": {"SIC": [[[..]]], "SOD": [[[..]]], "FLOE": [[[..]]]}}``. Values are
 standard-scaled as in training (0 = no data) at the model's resolution. A request missing a channel,
-naming an unknown one, or with mismatched shapes or non-finite values is answered with HTTP 400.
+naming an unknown one, or with mismatched shapes, non-numbers or non-finite values is answered with HTTP
+400. Serve with ``autoice serve`` (:mod:`autoice.server`: MLflow's server with the requests it mishandles
+answered in front of it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import math
 import os
 import tempfile
@@ -59,6 +62,46 @@ class ServingInputError(AutoiceError, MlflowException):
         MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
 
 
+#: Dimensions of one channel's value: (batch, height, width).
+CHANNEL_DIMS = 3
+_DIMS_NAMES = {CHANNEL_DIMS: "(batch, height, width)"}
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON would write it (``true``, ``"0.5"``, ``null``), cut short."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def non_number(value: Any, *, max_depth: int) -> str | None:
+    """What keeps ``value`` from being an array of numbers nested at most ``max_depth`` deep, or None.
+
+    Booleans and numeric strings are refused: numpy would quietly read ``true`` as 1.0 and ``"0.5"``
+    as 0.5. Walks without recursion, so any nesting is answered; lists of plain numbers are checked
+    in one pass each (a request of millions of values costs a fraction of its JSON parsing).
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, np.ndarray):
+            if depth + node.ndim > max_depth:
+                return f"is nested deeper than {_DIMS_NAMES.get(max_depth, f'{max_depth} levels')}"
+            if node.dtype.kind not in "iuf":
+                return f"holds {node.dtype} values, not numbers"
+        elif isinstance(node, (list, tuple)):
+            if depth >= max_depth:
+                return f"is nested deeper than {_DIMS_NAMES.get(max_depth, f'{max_depth} levels')}"
+            if not set(map(type, node)) <= _PLAIN_NUMBERS:
+                stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, (bool, np.bool_)) or not isinstance(node, (int, float, np.integer, np.floating)):
+            return f"holds {_shown(node)}, not a number"
+    return None
+
+
 class AutoiceModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper: the multi-task U-Net and its config, rebuilt from the checkpoint artifact."""
 
@@ -96,6 +139,9 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
             raise ServingInputError(f"model input: {'; '.join(parts)} (expected {', '.join(self.inputs)})")
         arrays = []
         for name in self.inputs:
+            problem = non_number(model_input[name], max_depth=CHANNEL_DIMS)
+            if problem is not None:
+                raise ServingInputError(f"model input: channel {name} {problem}")
             try:
                 a = np.asarray(model_input[name], dtype=np.float32)
             except (TypeError, ValueError) as exc:
@@ -342,10 +388,18 @@ def _require_stores(uri: str, *, explicit: bool) -> None:
                            "model was registered in, e.g. sqlite:///WORKDIR/mlflow.db of its training workdir")
 
 
-def load_network(uri: str, *, tracking_uri: str | None = None) -> tuple[torch.nn.Module, Config]:
-    """The network (eval mode, CPU) and config inside a logged model, e.g. for tiled whole-scene prediction."""
-    model = load_model(uri, tracking_uri=tracking_uri)
-    wrapper = model.unwrap_python_model()
+def autoice_wrapper(model: mlflow.pyfunc.PyFuncModel, uri: str) -> AutoiceModel:
+    """The loaded :class:`AutoiceModel` inside a pyfunc model, or a one-line error for any other model."""
+    try:
+        wrapper = model.unwrap_python_model()
+    except MlflowException:  # another flavour (sklearn, ...)
+        wrapper = None
     if not isinstance(wrapper, AutoiceModel) or wrapper.network is None or wrapper.config is None:
         raise AutoiceError(f"{uri}: not an autoice model")
+    return wrapper
+
+
+def load_network(uri: str, *, tracking_uri: str | None = None) -> tuple[torch.nn.Module, Config]:
+    """The network (eval mode, CPU) and config inside a logged model, e.g. for tiled whole-scene prediction."""
+    wrapper = autoice_wrapper(load_model(uri, tracking_uri=tracking_uri), uri)
     return wrapper.network, wrapper.config

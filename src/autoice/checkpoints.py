@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 
 from autoice.atomic import atomic_output
-from autoice.errors import AutoiceError
+from autoice.errors import AutoiceError, ConfigError
 
 if TYPE_CHECKING:
     from autoice.config import Config
@@ -104,4 +106,51 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         raise AutoiceError(f"{p}: not a readable autoice checkpoint ({type(exc).__name__})") from exc
     if not isinstance(state, dict) or "model" not in state or "config" not in state:
         raise AutoiceError(f"{p}: not an autoice checkpoint (no model/config)")
+    for entry in ("config", "model"):
+        if not isinstance(state[entry], Mapping):
+            raise AutoiceError(f"{p}: its {entry} entry is a {type(state[entry]).__name__}, not a mapping "
+                               "(not an autoice checkpoint, or damaged)")  # fmt: skip
     return state
+
+
+def network_from_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> tuple[torch.nn.Module, Config]:
+    """The network (CPU, eval mode) and config a checkpoint holds, checked to fit together.
+
+    Predict and serving rebuild the network from the stored config and load the weights into it; a
+    config that does not describe the weights, an ``inputs`` entry that disagrees with it, or
+    non-finite weights (which would predict class 0 everywhere) is one line naming ``path``.
+    """
+    from autoice.config import config_from_dict
+    from autoice.models.unet import build_model
+
+    try:
+        cfg = config_from_dict(dict(state["config"]))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: its stored config is not valid ({exc})") from exc
+    inputs = state.get("inputs")
+    if inputs is not None and list(inputs) != list(cfg.data.inputs):
+        raise AutoiceError(f"{path}: its inputs entry {list(inputs)} disagrees with its stored config's "
+                           f"data.inputs {cfg.data.inputs} (a damaged checkpoint)")  # fmt: skip
+    net = build_model(cfg)
+    try:
+        net.load_state_dict(state["model"])
+    except (RuntimeError, KeyError, TypeError, ValueError) as exc:
+        raise AutoiceError(
+            f"{path}: its weights do not match its stored config (model.filters {cfg.model.filters}, "
+            f"{len(cfg.data.inputs)} inputs, model.sic_mode {cfg.model.sic_mode}): {_first_fault(exc)}"
+        ) from exc
+    floats = ((k, v) for k, v in state["model"].items() if torch.is_tensor(v) and v.is_floating_point())
+    bad = next((k for k, v in floats if not bool(torch.isfinite(v).all())), None)
+    if bad is not None:
+        raise AutoiceError(f"{path}: weights contain non-finite values (first in {bad})")
+    return net.eval(), cfg
+
+
+def _first_fault(exc: BaseException) -> str:
+    """The first specific line of a ``load_state_dict`` error (torch lists every mismatch, one per line)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    details = [ln for ln in lines if not ln.startswith("Error(s) in loading state_dict")] or lines
+    if not details:
+        return type(exc).__name__
+    first = re.sub(r"torch\.Size\(\[([^\]]*)\]\)", r"(\1)", details[0]).rstrip(".")
+    return first + (f" (and {len(details) - 1} more)" if len(details) > 1 else "")

@@ -21,7 +21,7 @@ import torch
 
 from autoice import schema
 from autoice.atomic import ensure_folder
-from autoice.config import Config, config_from_dict
+from autoice.config import Config
 from autoice.errors import AutoiceError, SceneError, SubmissionError, where
 from autoice.scenes import SceneKind, find_scenes, open_scene
 
@@ -64,10 +64,10 @@ def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tra
     """Load one model or an ensemble; every member must share inputs, resolution and SIC mode.
 
     MLflow URIs (``models:/NAME@alias``, ``runs:/<id>/model``) resolve against ``tracking_uri``
-    (default: ``MLFLOW_TRACKING_URI``).
+    (default: ``MLFLOW_TRACKING_URI``). A checkpoint whose config does not fit its weights, or whose
+    weights are not finite, is refused here, before any scene is read.
     """
-    from autoice.checkpoints import load_checkpoint
-    from autoice.models.unet import build_model
+    from autoice.checkpoints import load_checkpoint, network_from_checkpoint
 
     nets, configs, sources = [], [], []
     for spec in specs:
@@ -77,21 +77,33 @@ def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tra
             net, cfg = load_network(str(spec), tracking_uri=tracking_uri)
         else:
             path = resolve_checkpoint(spec)
-            state = load_checkpoint(path, map_location="cpu")
-            cfg = config_from_dict(state["config"])
-            net = build_model(cfg)
-            net.load_state_dict(state["model"])
+            net, cfg = network_from_checkpoint(load_checkpoint(path, map_location="cpu"), path)
             spec = str(path)
         nets.append(net.to(device).eval())
         configs.append(cfg)
         sources.append(str(spec))
-    first = configs[0]
     for cfg, src in zip(configs[1:], sources[1:], strict=True):
-        same = (cfg.data.inputs, cfg.data.downscale, cfg.model.sic_mode) == (
-            first.data.inputs, first.data.downscale, first.model.sic_mode)  # fmt: skip
-        if not same:
-            raise AutoiceError(f"{src}: cannot ensemble with {sources[0]} (different inputs, downscale or SIC mode)")
-    return LoadedModels(nets, first, sources)
+        differences = _ensemble_differences(configs[0], sources[0], cfg, src)
+        if differences:
+            raise AutoiceError(f"{src}: cannot ensemble with {sources[0]}: the models disagree on "
+                               + "; ".join(differences))  # fmt: skip
+    return LoadedModels(nets, configs[0], sources)
+
+
+def _ensemble_differences(a: Config, a_src: str, b: Config, b_src: str) -> list[str]:
+    """What two ensemble members disagree on among the settings their outputs are blended by."""
+    out = []
+    if a.data.inputs != b.data.inputs:
+        only_a = [c for c in a.data.inputs if c not in b.data.inputs]
+        only_b = [c for c in b.data.inputs if c not in a.data.inputs]
+        parts = ([f"{', '.join(only_a)} only in {a_src}"] if only_a else []) + (
+            [f"{', '.join(only_b)} only in {b_src}"] if only_b else [])  # fmt: skip
+        out.append(f"data.inputs ({' and '.join(parts) or 'the same channels in another order'})")
+    for key, va, vb in (("data.downscale", a.data.downscale, b.data.downscale),
+                        ("model.sic_mode", a.model.sic_mode, b.model.sic_mode)):  # fmt: skip
+        if va != vb:
+            out.append(f"{key} ({va} in {a_src}, {vb} in {b_src})")
+    return out
 
 
 #: Memory of the process before any scene (Python, torch, netCDF): not available to tiles.

@@ -12,13 +12,16 @@ indices). Served, a request is a JSON object of named channel patches::
 posted to ``/invocations`` with ``Content-Type: application/json`` (curl example in the README),
 and the answer is ``{"predictions": {"SIC": [[[..]]], "SOD": [[[..]]], "FLOE": [[[..]]]}}``. Values are
 standard-scaled as in training (0 = no data) at the model's resolution. A request missing a channel,
-naming an unknown one, or with mismatched shapes or non-finite values is answered with HTTP 400.
+naming an unknown one, or with mismatched shapes, non-numbers or non-finite values is answered with HTTP
+400. Serve with ``autoice serve`` (:mod:`autoice.server`: MLflow's server with the requests it mishandles
+answered in front of it).
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import json
 import math
 import os
 import tempfile
@@ -59,6 +62,46 @@ class ServingInputError(AutoiceError, MlflowException):
         MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
 
 
+#: Dimensions of one channel's value: (batch, height, width).
+CHANNEL_DIMS = 3
+_DIMS_NAMES = {CHANNEL_DIMS: "(batch, height, width)"}
+_PLAIN_NUMBERS = frozenset({int, float})
+
+
+def _shown(value: Any) -> str:
+    """A value as JSON would write it (``true``, ``"0.5"``, ``null``), cut short."""
+    try:
+        text = json.dumps(value)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def non_number(value: Any, *, max_depth: int) -> str | None:
+    """What keeps ``value`` from being an array of numbers nested at most ``max_depth`` deep, or None.
+
+    Booleans and numeric strings are refused: numpy would quietly read ``true`` as 1.0 and ``"0.5"``
+    as 0.5. Walks without recursion, so any nesting is answered; lists of plain numbers are checked
+    in one pass each (a request of millions of values costs a fraction of its JSON parsing).
+    """
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, np.ndarray):
+            if depth + node.ndim > max_depth:
+                return f"is nested deeper than {_DIMS_NAMES.get(max_depth, f'{max_depth} levels')}"
+            if node.dtype.kind not in "iuf":
+                return f"holds {node.dtype} values, not numbers"
+        elif isinstance(node, (list, tuple)):
+            if depth >= max_depth:
+                return f"is nested deeper than {_DIMS_NAMES.get(max_depth, f'{max_depth} levels')}"
+            if not set(map(type, node)) <= _PLAIN_NUMBERS:
+                stack.extend((item, depth + 1) for item in node)
+        elif isinstance(node, (bool, np.bool_)) or not isinstance(node, (int, float, np.integer, np.floating)):
+            return f"holds {_shown(node)}, not a number"
+    return None
+
+
 class AutoiceModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper: the multi-task U-Net and its config, rebuilt from the checkpoint artifact."""
 
@@ -74,16 +117,11 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         """Rebuild the network from the logged checkpoint (CPU; eval mode)."""
-        from autoice.checkpoints import load_checkpoint
-        from autoice.config import config_from_dict
-        from autoice.models.unet import build_model
+        from autoice.checkpoints import load_checkpoint, network_from_checkpoint
 
-        state = load_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
-        self.config = config_from_dict(state["config"])
-        self.inputs = list(state.get("inputs") or self.config.data.inputs)
-        net = build_model(self.config)
-        net.load_state_dict(state["model"])
-        self.network = net.eval()
+        path = context.artifacts[CHECKPOINT_ARTIFACT]
+        self.network, self.config = network_from_checkpoint(load_checkpoint(path), path)
+        self.inputs = list(self.config.data.inputs)
 
     def check_input(self, model_input: Any) -> np.ndarray:
         """The request as one (B, C, H, W) float32 array in channel order, or a :class:`ServingInputError`."""
@@ -101,6 +139,9 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
             raise ServingInputError(f"model input: {'; '.join(parts)} (expected {', '.join(self.inputs)})")
         arrays = []
         for name in self.inputs:
+            problem = non_number(model_input[name], max_depth=CHANNEL_DIMS)
+            if problem is not None:
+                raise ServingInputError(f"model input: channel {name} {problem}")
             try:
                 a = np.asarray(model_input[name], dtype=np.float32)
             except (TypeError, ValueError) as exc:
@@ -239,9 +280,10 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
     The checkpoint goes in slimmed to weights + config + history; requirements are pinned
     explicitly, so logging takes seconds (the input example is checked by one prediction).
     """
-    from autoice.checkpoints import load_checkpoint, save_checkpoint
+    from autoice.checkpoints import load_checkpoint, network_from_checkpoint, save_checkpoint
 
     state = load_checkpoint(checkpoint)
+    network_from_checkpoint(state, checkpoint)  # a model that could not be served is not logged
     inputs = list(state.get("inputs") or state["config"]["data"]["inputs"])
     score = state.get("best_score")
     with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, _store(tracking_uri):
@@ -299,20 +341,65 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
 
 
 def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.PyFuncModel:
-    """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``)."""
+    """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``).
+
+    The store is only read: one that does not exist is an error naming it, never a new empty store.
+    """
     with _store(tracking_uri):
+        if uri.startswith(("models:/", "runs:/")):
+            _require_stores(uri, explicit=tracking_uri is not None)
         try:
             return mlflow.pyfunc.load_model(uri)
         except MlflowException as exc:
             raise AutoiceError(f"{uri}: cannot load the model ({exc.message.splitlines()[0]})") from exc
         except OSError as exc:
             raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
+        except AutoiceError as exc:  # from load_context: the logged checkpoint itself is at fault
+            raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
+
+
+def _require_stores(uri: str, *, explicit: bool) -> None:
+    """Refuse to resolve ``uri`` in a local store that does not exist: MLflow would create an empty one.
+
+    ``runs:/`` needs the tracking store; ``models:/`` the registry too (usually the same store).
+    The message says which store was looked in, and why there (argument, variable or MLflow's default).
+    """
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    from autoice.tracking import local_store_fault
+
+    checks = [("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri(), tracking_utils._tracking_uri)]
+    if uri.startswith("models:/"):
+        checks.append(("MLFLOW_REGISTRY_URI", mlflow.get_registry_uri(), registry_utils._registry_uri))
+    for variable, store, set_here in checks:
+        fault = local_store_fault(store)
+        if fault is None:
+            continue
+        if explicit or set_here is not None:
+            where = f"looked in the MLflow store {store}"
+        elif os.environ.get(variable):
+            where = f"looked in {variable}={os.environ[variable]}"
+        elif variable == "MLFLOW_TRACKING_URI":
+            where = f"MLFLOW_TRACKING_URI is not set, so looked in MLflow's default store {store}"
+        else:
+            where = f"looked in the MLflow registry store {store}"
+        raise AutoiceError(f"{uri}: {where}: {fault} (nothing was created); point {variable} at the store the "
+                           "model was registered in, e.g. sqlite:///WORKDIR/mlflow.db of its training workdir")
+
+
+def autoice_wrapper(model: mlflow.pyfunc.PyFuncModel, uri: str) -> AutoiceModel:
+    """The loaded :class:`AutoiceModel` inside a pyfunc model, or a one-line error for any other model."""
+    try:
+        wrapper = model.unwrap_python_model()
+    except MlflowException:  # another flavour (sklearn, ...)
+        wrapper = None
+    if not isinstance(wrapper, AutoiceModel) or wrapper.network is None or wrapper.config is None:
+        raise AutoiceError(f"{uri}: not an autoice model")
+    return wrapper
 
 
 def load_network(uri: str, *, tracking_uri: str | None = None) -> tuple[torch.nn.Module, Config]:
     """The network (eval mode, CPU) and config inside a logged model, e.g. for tiled whole-scene prediction."""
-    model = load_model(uri, tracking_uri=tracking_uri)
-    wrapper = model.unwrap_python_model()
-    if not isinstance(wrapper, AutoiceModel) or wrapper.network is None or wrapper.config is None:
-        raise AutoiceError(f"{uri}: not an autoice model")
+    wrapper = autoice_wrapper(load_model(uri, tracking_uri=tracking_uri), uri)
     return wrapper.network, wrapper.config

@@ -33,6 +33,52 @@ def artifact_root(uri: str) -> str | None:
     return None
 
 
+def local_store_fault(store_uri: str) -> str | None:
+    """Why a local MLflow store cannot be read as it is (a missing db file or folder, not MLflow's), or None.
+
+    Reading through MLflow would create a missing store (an empty sqlite database, a new folder) and
+    then report the model as not found, so resolving a model checks first. SQLite files are opened
+    read-only here; remote stores (http, databricks, postgresql, ...) are not checked.
+    """
+    from urllib.parse import unquote, urlparse
+
+    if store_uri.startswith("sqlite:"):
+        rest = store_uri[len("sqlite:") :]
+        if not rest.startswith("//"):
+            return None  # not a URL form SQLAlchemy reads as a file; MLflow will say what is wrong
+        raw = unquote(rest[3:].split("?", 1)[0]) if rest.startswith("///") else ""
+        if raw in ("", ":memory:"):
+            return None  # in-memory database: nothing on disk to create
+        return _sqlite_fault(Path(raw).absolute())
+    if store_uri in ("databricks", "databricks-uc", "uc"):
+        return None  # hosted stores named without a scheme
+    scheme = urlparse(store_uri).scheme
+    if scheme in ("file", ""):  # a file store: a folder
+        folder = Path(unquote(urlparse(store_uri).path) if scheme == "file" else store_uri).absolute()
+        if not folder.is_dir():
+            return f"no such folder {folder}"
+    return None
+
+
+def _sqlite_fault(path: Path) -> str | None:
+    import sqlite3
+
+    if not path.exists():
+        return f"no such file {path}"
+    if not path.is_file():
+        return f"{path} is not a file"
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.OperationalError:
+        return None  # locked or unreadable right now: MLflow gives its own error, and creates nothing
+    except sqlite3.DatabaseError:
+        return f"{path} is not an MLflow store (not an SQLite database)"
+    if "experiments" not in tables:
+        return f"{path} is not an MLflow store (no MLflow tables)"
+    return None
+
+
 def git_commit() -> str:
     """The current git commit of the working directory, or 'unknown'."""
     with contextlib.suppress(Exception):

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "score": "score",
     "train": "train",
     "predict": "predict",
+    "serve": "serve",
     "show": "show",
     "report": "report",
     "demo": "demo",

@@ -28,7 +28,8 @@ import numpy as np
 import xarray as xr
 
 #: the rows of the table: every CLI command (``autoice.cli.main.COMMANDS``) has one
-COMMANDS = ("inspect", "prepare", "train", "predict", "score", "validate", "show", "report", "synth", "demo")
+COMMANDS = ("inspect", "prepare", "train", "predict", "score", "validate", "show", "report", "synth", "demo",
+            "serve")
 TINY_TRAIN = ["--preset", "demo", "--set", "train.epochs=1", "--set", "train.batches_per_epoch=1",
               "--set", "data.patch_size=32", "--set", "model.filters=[8, 8, 16]", "--set", "data.downscale=2",
               "--set", "train.batch_size=2", "--quiet"]  # fmt: skip
@@ -386,9 +387,23 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
 
         return Case("demo", "arguments", setup, None)
 
+    def serve_case(r: np.random.Generator) -> Case:
+        def setup(folder: Path) -> list[str]:  # every draw is unservable: a served model runs until stopped
+            (folder / "notamodel").mkdir()
+            (folder / "garbled").mkdir()
+            (folder / "garbled" / "MLmodel").write_text(str(r.choice(["{{{", "flavors: 7", "", "\x00\x01"])))
+            model = str(r.choice([f"models:/nope@{r.integers(9)}", "runs:/0123456789abcdef/model", "models:/x/-1",
+                                  str(folder / "notamodel"), str(folder / "garbled"), str(c.checkpoint),
+                                  str(folder / "missing"), "s3://bucket/model", ""]))  # fmt: skip
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'none' / 'mlflow.db'}"
+            return ["serve", "-m", model, "--port", str(int(r.integers(20000, 60000)))]
+
+        return Case("serve", "model", setup, None)
+
     makers = {"inspect": inspect_case, "prepare": prepare_case, "train": train_case, "predict": predict_case,
               "score": score_like("score"), "validate": score_like("validate"), "show": show_case,
-              "report": score_like("report"), "synth": synth_case, "demo": demo_case}  # fmt: skip
+              "report": score_like("report"), "synth": synth_case, "demo": demo_case,
+              "serve": serve_case}  # fmt: skip
     for command in COMMANDS:
         add(counts.get(command, 0), makers[command])
     return cases
@@ -430,6 +445,7 @@ def run_case(case: Case, folder: Path, timeout: int = 120) -> Outcome:
     from autoice.cli.main import main
 
     folder.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)  # setups may set variables for their case only
     argv = case.setup(folder)
     out, err = io.StringIO(), io.StringIO()
     code: int | None = None
@@ -449,10 +465,13 @@ def run_case(case: Case, folder: Path, timeout: int = 120) -> Outcome:
         escaped = "traceback: " + "".join(traceback.format_exception_only(exc)).strip().splitlines()[-1][:300]
     finally:
         os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
     seconds = time.perf_counter() - t0
     stderr = err.getvalue()
     left = glob.glob(str(folder / "**" / ".*.tmp"), recursive=True)
-    errors = [line for line in stderr.splitlines() if line.startswith("autoice: error:")]
+    lines = stderr.replace("\r", "\n").splitlines()  # a progress bar ends with \r: a terminal shows a new line
+    errors = [line for line in lines if line.startswith("autoice: error:")]
     why = escaped
     if not why and "Traceback (most recent call last)" in stderr:
         why = "traceback printed on stderr"

@@ -356,6 +356,10 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.Py
             raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
         except AutoiceError as exc:  # from load_context: the logged checkpoint itself is at fault
             raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
+        except Exception as exc:  # a damaged MLmodel file: yaml, type and key errors from MLflow's parsing
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            raise AutoiceError(f"{uri}: not a loadable MLflow model (its MLmodel file is damaged? "
+                               f"{type(exc).__name__}: {first})") from exc  # fmt: skip
 
 
 def _require_stores(uri: str, *, explicit: bool) -> None:

@@ -57,6 +57,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
+def _close_progress_bars() -> None:
+    """End any progress bar an error interrupted, so that the error starts its own line."""
+    tqdm = sys.modules.get("tqdm")
+    for bar in list(getattr(getattr(tqdm, "tqdm", None), "_instances", ()) or ()):
+        bar.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI, turning handled errors into one line and exit 1.
 
@@ -81,6 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     except AutoiceError as exc:
         if debug:
             traceback.print_exc()
+        _close_progress_bars()
         if isinstance(exc, ScenesFailed) and exc.total == len(exc.failures) == 1:
             exc = exc.failures[0]  # one scene given, and it failed: its own error says it all
         elif isinstance(exc, ScenesFailed):

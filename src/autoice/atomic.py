@@ -51,6 +51,11 @@ def _why(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
+def write_error(path: str | os.PathLike[str], exc: OSError) -> OutputError:
+    """The one-line error for a failed write to ``path`` (a StorageError when the disk refuses every write)."""
+    return _error(Path(path), f"cannot write here: {_why(exc)}", exc)
+
+
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname().split(".")[0]) or "host"
 

@@ -41,6 +41,10 @@ class StorageError(OutputError):
     """The disk refuses every write (full, over quota, read-only): multi-scene commands stop at once."""
 
 
+class DownloadError(_FileError):
+    """A file could not be fetched (refused, not found, failed its checksum twice) or its archive is unusable."""
+
+
 class ChartError(AutoiceError):
     """An ice chart's polygon table cannot be decoded."""
 

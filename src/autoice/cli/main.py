@@ -20,6 +20,7 @@ from autoice.errors import AutoiceError, ScenesFailed
 
 #: subcommand -> module under autoice.cli exposing a click command named ``command``.
 COMMANDS: dict[str, str] = {
+    "download": "download",
     "synth": "synth",
     "prepare": "prepare",
     "inspect": "inspect",

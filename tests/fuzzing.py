@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import time
 import traceback
@@ -29,7 +30,7 @@ import xarray as xr
 
 #: the rows of the table: every CLI command (``autoice.cli.main.COMMANDS``) has one
 COMMANDS = ("inspect", "prepare", "train", "predict", "score", "validate", "show", "report", "synth", "demo",
-            "serve")
+            "serve", "download")
 TINY_TRAIN = ["--preset", "demo", "--set", "train.epochs=1", "--set", "train.batches_per_epoch=1",
               "--set", "data.patch_size=32", "--set", "model.filters=[8, 8, 16]", "--set", "data.downscale=2",
               "--set", "train.batch_size=2", "--quiet"]  # fmt: skip
@@ -400,10 +401,58 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
 
         return Case("serve", "model", setup, None)
 
+    def download_case(r: np.random.Generator) -> Case:
+        """Bad arguments, endpoints and manifests; the host is always a refused local port (never the internet)."""
+
+        def setup(folder: Path) -> list[str]:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                refused = f"http://127.0.0.1:{s.getsockname()[1]}"
+            os.environ["AUTOICE_DOWNLOAD_ENDPOINT"] = refused
+            os.environ.pop("AUTOICE_DOWNLOAD_MANIFEST", None)
+            (folder / "afile").write_text("in the way")
+            out = folder / "data"
+            scene = c.train[0].name
+            good = {"url": "{endpoint}/datasets/x/resolve/main/{name}", "endpoint": refused,
+                    "md5": {"train.tar.gz": "0" * 32, "metadata.csv": "1" * 32}, "metadata": "metadata.csv",
+                    "splits": {"train": ["train.tar.gz"]}, "scenes": {"train": [scene]}}  # fmt: skip
+            bad_manifests = ["{", "[]", "{}", json.dumps({**good, "url": 7}), json.dumps({**good, "md5": {"x": "z"}}),
+                             json.dumps({**good, "url": "{endpoint}/{name}/{oops}"}),
+                             json.dumps({**good, "splits": {"val": ["a"]}}), json.dumps({**good, "scenes": "nope"}),
+                             json.dumps({**good, "splits": {"train": ["../up"]}, "md5": {"../up": "0" * 32}}),
+                             json.dumps({**good, "url": refused + "/{name}"}), "\x00\xff"]  # fmt: skip
+            args = ["download", str(out), "--quiet", "--retries", str(r.choice(["0", "0", "1", "-1"]))]
+            how = int(r.integers(7))
+            if how == 1:
+                args += ["--endpoint", str(r.choice(["ftp://example.org", "not a url", "http://", "", "http://[::1",
+                                                     "http://127.0.0.1:99999", refused + "/mirror/"]))]  # fmt: skip
+            elif how == 2:
+                (folder / "m.json").write_text(str(r.choice(bad_manifests)))
+                args += ["--manifest", str(folder / "m.json")]
+            elif how == 3:
+                args += ["--manifest", str(r.choice([str(folder / "missing.json"), str(folder)]))]
+            elif how == 4:
+                args[1] = str(folder / "afile" / "data")
+            elif how == 5:
+                args += [str(r.choice(["--source=dtu", "--source=zenodo", "--split=val", "--timeout=nan",
+                                       "--timeout=0", "--timeout=inf"]))]  # fmt: skip
+            elif how == 6:  # already complete: checked on disk, exit 0 without a request
+                (out / "train").mkdir(parents=True)
+                shutil.copy(c.train[0], out / "train")
+                (out / "metadata.csv").write_text("input_path\n")
+                (folder / "m.json").write_text(json.dumps(good))
+                args += ["--manifest", str(folder / "m.json"), "--split", "train"]
+            return args
+
+        def check(folder: Path, stdout: str) -> str | None:  # no host answers, so only "nothing to do" is right
+            return None if "nothing downloaded" in stdout else "exit 0 although no host could be reached"
+
+        return Case("download", "arguments", setup, check)
+
     makers = {"inspect": inspect_case, "prepare": prepare_case, "train": train_case, "predict": predict_case,
               "score": score_like("score"), "validate": score_like("validate"), "show": show_case,
               "report": score_like("report"), "synth": synth_case, "demo": demo_case,
-              "serve": serve_case}  # fmt: skip
+              "serve": serve_case, "download": download_case}  # fmt: skip
     for command in COMMANDS:
         add(counts.get(command, 0), makers[command])
     return cases

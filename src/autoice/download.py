@@ -84,8 +84,13 @@ def official_files() -> dict[str, frozenset[str]]:
 
 
 def _check_endpoint(endpoint: str, where: str) -> str:
-    parts = urllib.parse.urlsplit(endpoint)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urllib.parse.urlsplit(endpoint)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not 0-65535)
+    except ValueError:
+        ok = False
+    if not ok:
         raise ConfigError(f"{where}: {endpoint!r} is not an http(s) URL with a host (e.g. https://huggingface.co)")
     return endpoint
 
@@ -120,8 +125,13 @@ def _parse_source(name: str, raw: Any, where: str, endpoint: str | None) -> Sour
     if missing:
         raise ConfigError(f"{where}: missing {', '.join(missing)}")
     url, md5, splits = raw["url"], raw["md5"], raw["splits"]
-    if not isinstance(url, str) or "{name}" not in url:
-        raise ConfigError(f"{where}: 'url' must be a string with {{name}} (and usually {{endpoint}})")
+    try:
+        usable = isinstance(url, str) and "{name}" in url and bool(url.format(endpoint="http://h", name="f"))
+    except (KeyError, IndexError, ValueError):
+        usable = False
+    if not usable:
+        raise ConfigError(f"{where}: 'url' must be a string with {{name}} (and usually {{endpoint}}), no other "
+                          f"braces")  # fmt: skip
     if not isinstance(md5, dict) or not all(isinstance(k, str) and isinstance(v, str) and _MD5.match(v.lower())
                                             for k, v in md5.items()):  # fmt: skip
         raise ConfigError(f"{where}: 'md5' must map each file name to 32 hexadecimal digits")
@@ -151,9 +161,11 @@ def _parse_source(name: str, raw: Any, where: str, endpoint: str | None) -> Sour
     else:
         raise ConfigError(f"{where}: 'scenes' must be \"official\" or map splits to *_prep.nc / "
                           f"*_prep_reference.nc names")  # fmt: skip
-    chosen = endpoint if endpoint else raw.get("endpoint", "")
+    chosen = endpoint if endpoint is not None else raw.get("endpoint", "")
+    if not isinstance(chosen, str):
+        raise ConfigError(f"{where}: 'endpoint' must be a URL")
     if "{endpoint}" in url:
-        _check_endpoint(chosen, f"the download endpoint ({ENDPOINT_ENV})" if endpoint else where)
+        _check_endpoint(chosen, f"the endpoint (--endpoint, {ENDPOINT_ENV})" if endpoint is not None else where)
     else:
         _check_endpoint(url.format(name="x"), where)
     return Source(name, chosen, url, md5, {k: tuple(v) for k, v in splits.items()}, metadata,

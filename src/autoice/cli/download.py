@@ -43,8 +43,12 @@ def command(out_dir: Path, split: str, source: str, keep_archives: bool, endpoin
     never joined on disk, and each scene appears only when whole. A rerun over a complete OUT does
     nothing; over a partial one it resumes.
     """
+    import math
+
     from autoice.download import SPLITS, Fetcher, describe, download, load_source
 
+    if not math.isfinite(timeout_s):
+        raise click.BadParameter(f"{timeout_s} is not a number of seconds", param_hint="'--timeout'")
     src = load_source(source, manifest=manifest, endpoint=endpoint)
     splits = SPLITS if split == "all" else (split,)
     fetcher = Fetcher(retries=retries, timeout_s=timeout_s, progress=not quiet)

@@ -244,9 +244,12 @@ def test_a_dropped_connection_is_resumed_with_a_range_request(host, dataset, tmp
     host.faults["train.tar.gzaa"] = [("drop", 5000)]
     host.faults["test.tar.gz"] = [("redirect",), ("drop", 777)]  # the hub redirects to its file store
     out = tmp_path / "out"
-    code, stdout, err = _cli(["download", out, "--quiet"], capsys)
+    code, stdout, err = _cli(["download", out, "--keep-archives", "--quiet"], capsys)
     assert code == 0, err
     assert [e[2] for e in host.gets("train.tar.gzaa")] == [None, "bytes=5000-"]
+    # the parts were streamed into the extraction: no joined train.tar.gz was written
+    assert sorted(p.name for p in (out / "downloads").iterdir()) == ["test.tar.gz", "train.tar.gzaa",
+                                                                     "train.tar.gzab"]  # fmt: skip
     assert [e[2] for e in host.gets("test.tar.gz")] == [None, None, "bytes=777-"]
     _same_as_source(out, dataset)
 
@@ -432,6 +435,22 @@ def test_a_killed_extraction_leaves_only_a_temporary_that_the_next_run_removes(h
     _same_as_source(out, dataset, ["train"])
 
 
+def test_a_damaged_archive_with_a_matching_checksum_is_one_line(dataset, tmp_path, capsys, monkeypatch):
+    """The published md5 is of a broken archive (a bad upload): the stream fails, no half scene is left."""
+    files = dict(dataset["files"])
+    files["train.tar.gzab"] = files["train.tar.gzab"][: len(files["train.tar.gzab"]) // 2]
+    with Host(files) as h:
+        monkeypatch.setenv(dl.ENDPOINT_ENV, h.url)
+        damaged = {**dataset, "files": files}
+        monkeypatch.setenv(dl.MANIFEST_ENV, str(_manifest(tmp_path / "m.json", damaged)))
+        code, _, err = _cli(["download", tmp_path / "out", "--split", "train", "--quiet"], capsys)
+    line = _one_error(err)
+    assert code == 1 and "train.tar.gzaa, train.tar.gzab: damaged archive" in line, line
+    assert _temporaries(tmp_path / "out") == []
+    for f in (tmp_path / "out" / "train").iterdir():  # whatever came before the damage is whole
+        assert f.read_bytes() == (dataset["root"] / "train" / f.name).read_bytes()
+
+
 def test_missing_and_extra_scenes_are_listed(dataset, tmp_path, capsys, monkeypatch):
     train = dataset["scenes"]["train"]
     wanted = [*train[1:], "20991231T000000_dmi_prep.nc"]  # one more than the archive, one fewer
@@ -443,7 +462,7 @@ def test_missing_and_extra_scenes_are_listed(dataset, tmp_path, capsys, monkeypa
         line = _one_error(err)
         assert code == 1 and "1 of" in line and "20991231T000000_dmi_prep.nc" in line and "archives kept" in line
         # the list without the invented scene: complete, but the archive's extra scene is named
-        fewer = _manifest(tmp_path / "m2.json", dataset, scenes={"train": train[1:]})
+        fewer = _manifest(tmp_path / "m2.json", dataset, scenes={"train": train[1:], "test": dataset["scenes"]["test"]})
         monkeypatch.setenv(dl.MANIFEST_ENV, str(fewer))
         code, stdout, err = _cli(["download", tmp_path / "out", "--split", "train", "--quiet"], capsys)
         assert code == 0, err

@@ -161,6 +161,10 @@ def _parse_source(name: str, raw: Any, where: str, endpoint: str | None) -> Sour
     else:
         raise ConfigError(f"{where}: 'scenes' must be \"official\" or map splits to *_prep.nc / "
                           f"*_prep_reference.nc names")  # fmt: skip
+    unlisted = [k for k in splits if not scenes.get(k)]
+    if unlisted:
+        raise ConfigError(f"{where}: 'scenes' lists nothing for {', '.join(unlisted)}: without a list a split "
+                          f"can never be found complete")  # fmt: skip
     chosen = endpoint if endpoint is not None else raw.get("endpoint", "")
     if not isinstance(chosen, str):
         raise ConfigError(f"{where}: 'endpoint' must be a URL")

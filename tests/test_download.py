@@ -271,6 +271,29 @@ def test_a_part_file_left_by_an_earlier_run_is_resumed(host, dataset, tmp_path, 
     _same_as_source(out, dataset, ["train"])
 
 
+def test_retries_count_again_after_progress_and_show_a_byte_progress_bar(host, dataset, tmp_path, capsys):
+    """Three drops, each after some bytes, with one retry allowed: progress restarts the count."""
+    host.faults["test.tar.gz"] = [("drop", 1000)] * 3
+    out = tmp_path / "out"
+    code, _, err = _cli(["download", out, "--split", "test", "--retries", "1"], capsys)
+    assert code == 0, err
+    assert [e[2] for e in host.gets("test.tar.gz")] == [None, "bytes=1000-", "bytes=2000-", "bytes=3000-"]
+    assert re.search(r"test\.tar\.gz: .*\d+(\.\d+)?[kMG]?B/", err), err  # tqdm in bytes, on stderr
+    _same_as_source(out, dataset, ["test"])
+
+
+def test_back_off_doubles_up_to_its_cap(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/x"
+    waits: list[float] = []
+    fetcher = dl.Fetcher(retries=5, backoff_s=1.0, max_backoff_s=5.0, progress=False, sleep=waits.append)
+    with pytest.raises(dl.DownloadError, match="download failed after 6 attempts"):
+        fetcher.fetch(url, tmp_path / "x", "0" * 32)
+    assert waits == [1.0, 2.0, 4.0, 5.0, 5.0]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_server_that_ignores_the_range_is_downloaded_again_from_the_start(host, dataset, tmp_path, capsys):
     host.faults["test.tar.gz"] = [("drop", 100), ("ignore-range",)]
     out = tmp_path / "out"

@@ -43,6 +43,7 @@ class Host:
         self.files = dict(files)
         self.faults: dict[str, list[tuple]] = {}
         self.missing: set[str] = set()
+        self.release = threading.Event()
         self.log: list[tuple[str, str, str | None]] = []  # (method, name, Range header)
         host = self
 
@@ -104,6 +105,13 @@ class Host:
                 if fault and fault[0] == "corrupt":
                     body = bytearray(body)
                     body[fault[1]] ^= 0xFF
+                if fault and fault[0] == "stall":  # send part of the body, then wait (a slow link)
+                    self.wfile.write(bytes(body[: fault[1]]))
+                    self.wfile.flush()
+                    host.release.wait(20)
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(bytes(body[fault[1]:]))
+                    return
                 if fault and fault[0] == "drop":  # send part of the body, then hang up
                     self.wfile.write(bytes(body[: fault[1]]))
                     self.wfile.flush()
@@ -123,6 +131,7 @@ class Host:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.release.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -438,6 +447,33 @@ def test_an_interrupted_extraction_leaves_no_half_scene_and_resumes(host, datase
     assert host.gets() == []  # the verified archives were kept for this
     assert "kept 1 already there" in stdout
     _same_as_source(out, dataset, ["train"])
+
+
+def test_sigterm_during_a_download_keeps_the_part_for_the_next_run(host, dataset, tmp_path, capsys):
+    """A real SIGTERM to a real process mid-transfer: exit 143, the .part stays and the rerun resumes it."""
+    import sys
+    import time
+
+    host.faults["test.tar.gz"] = [("stall", 3000)]
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(dl.__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "autoice", "download", str(out), "--split", "test", "--quiet"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    part = out / "downloads" / "test.tar.gz.part"
+    deadline = time.monotonic() + 60
+    while not (part.is_file() and part.stat().st_size == 3000) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    host.release.set()
+    assert proc.returncode == 143, err
+    assert "terminated (SIGTERM)" in err and "Traceback" not in err
+    assert part.stat().st_size == 3000 and _temporaries(out) == []
+    host.log.clear()
+    code, _, err = _cli(["download", out, "--split", "test", "--quiet"], capsys)
+    assert code == 0, err
+    assert [(e[1], e[2]) for e in host.gets()] == [("test.tar.gz", "bytes=3000-")]
+    _same_as_source(out, dataset, ["test"])
 
 
 def test_a_killed_extraction_leaves_only_a_temporary_that_the_next_run_removes(host, dataset, tmp_path, capsys):

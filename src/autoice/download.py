@@ -331,7 +331,7 @@ class Fetcher:
         with out:
             while True:
                 try:
-                    chunk = resp.read(_CHUNK)
+                    chunk = resp.read1(_CHUNK)  # what has arrived: a slow link still makes progress
                 except (OSError, http.client.HTTPException) as exc:
                     raise _Transient(f"{type(exc).__name__}: {exc}") from exc
                 if not chunk:

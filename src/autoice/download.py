@@ -436,8 +436,8 @@ def extract(parts: Sequence[Path], folder: Path, *, progress: bool = True, label
                 shown = joined.consumed
     except (tarfile.TarError, zlib.error, EOFError) as exc:
         names = ", ".join(p.name for p in parts)
-        raise DownloadError(names, f"damaged archive although its checksum matched ({type(exc).__name__}: "
-                                   f"{exc}); delete it and run again") from exc  # fmt: skip
+        raise DownloadError(names, f"damaged archive although its checksum matched ({type(exc).__name__}: {exc}); "
+                                   f"kept in {parts[0].parent}: delete it to download it again") from exc  # fmt: skip
     finally:
         bar.close()
     return result
@@ -453,8 +453,6 @@ def _copy(source: BinaryIO | None, tmp: Path, size: int, dest: Path) -> None:
                 out.write(chunk)
                 copied += len(chunk)
     except OSError as exc:
-        if isinstance(exc, (tarfile.TarError, EOFError)):
-            raise
         raise write_error(dest, exc) from exc
     if copied != size:
         raise DownloadError(dest, f"the archive ended inside this scene ({copied} of {size} bytes)")

@@ -593,3 +593,26 @@ def test_the_expected_scenes_are_the_organisers_lists():
     assert files["train"] == {schema.raw_to_rtt_name(n) for n in train}
     keys = {schema.raw_to_rtt_name(n)[: schema.SCENE_KEY_LENGTH] for n in test}
     assert files["test"] == {k + s for k in keys for s in (schema.RTT_SUFFIX, schema.REFERENCE_SUFFIX)}
+
+
+def test_extraction_writes_scenes_only_inside_their_folder(dataset, tmp_path):
+    """Members with ../ paths, links or other names never land outside OUT/<split> (no extractall)."""
+    name = dataset["scenes"]["train"][0]
+    data = (dataset["root"] / "train" / name).read_bytes()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for arcname in (f"../../{name}", "../../evil.sh"):
+            info = tarfile.TarInfo(arcname)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("train/20200101T000000_dmi_prep.nc")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    half = len(buf.getvalue()) // 2
+    (tmp_path / "a").write_bytes(buf.getvalue()[:half])
+    (tmp_path / "b").write_bytes(buf.getvalue()[half:])
+    got = dl.extract([tmp_path / "a", tmp_path / "b"], tmp_path / "out" / "train", progress=False)
+    assert got.written == [name] and got.ignored == ["../../evil.sh", "train/20200101T000000_dmi_prep.nc"]
+    assert sorted(p.name for p in (tmp_path / "out" / "train").iterdir()) == [name]
+    assert (tmp_path / "out" / "train" / name).read_bytes() == data
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a", "b", "out"]

@@ -303,6 +303,18 @@ def test_back_off_doubles_up_to_its_cap(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_complete_part_is_verified_after_a_416(host, dataset, tmp_path, capsys):
+    """Killed after the last byte but before the rename: the server has nothing more (416); md5 decides."""
+    out = tmp_path / "out"
+    (out / "downloads").mkdir(parents=True)
+    whole = dataset["files"]["test.tar.gz"]
+    (out / "downloads" / "test.tar.gz.part").write_bytes(whole)
+    code, _, err = _cli(["download", out, "--split", "test", "--quiet"], capsys)
+    assert code == 0, err
+    assert [e[2] for e in host.gets("test.tar.gz")] == [f"bytes={len(whole)}-"]
+    _same_as_source(out, dataset, ["test"])
+
+
 def test_a_server_that_ignores_the_range_is_downloaded_again_from_the_start(host, dataset, tmp_path, capsys):
     host.faults["test.tar.gz"] = [("drop", 100), ("ignore-range",)]
     out = tmp_path / "out"

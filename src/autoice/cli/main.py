@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "show": "show",
     "report": "report",
     "demo": "demo",
+    "export": "export",
 }
 
 

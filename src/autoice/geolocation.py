@@ -136,7 +136,7 @@ class Geolocation:
                                np.full_like(t, left)])  # fmt: skip
         return self.lonlat(rows, cols)
 
-    def gcps(self, downscale: int = 1) -> list[GroundControlPoint]:
+    def gcps(self, downscale: int = 1, crs: CRS | None = None) -> list[GroundControlPoint]:
         """The tie points as GDAL ground control points (x = longitude, y = latitude) of an array at ``downscale``.
 
         GDAL's pixel/line coordinates put (0, 0) at the first pixel's outer corner, so 80 m pixel
@@ -145,9 +145,12 @@ class Geolocation:
         from rasterio.control import GroundControlPoint
 
         d = float(downscale)
+        x, y = self.longitude, self.latitude
+        if crs is not None:  # the tie points' coordinates on crs
+            x, y = (np.asarray(v) for v in _transformer(crs).transform(self.longitude, self.latitude))
         return [
-            GroundControlPoint(row=float(r) / d + 0.5, col=float(c) / d + 0.5, x=float(self.longitude[i, j]),
-                               y=float(self.latitude[i, j]), id=f"{i}_{j}")  # fmt: skip
+            GroundControlPoint(row=float(r) / d + 0.5, col=float(c) / d + 0.5, x=float(x[i, j]), y=float(y[i, j]),
+                               id=f"{i}_{j}")  # fmt: skip
             for i, r in enumerate(self.lines)
             for j, c in enumerate(self.samples)
         ]
@@ -350,14 +353,15 @@ def reproject_scene(
     reproject(
         source=src,
         destination=dst,
-        gcps=geo.gcps(downscale),
-        src_crs=RioCRS.from_user_input(LONLAT),
+        gcps=geo.gcps(downscale, grid.crs),
+        src_crs=RioCRS.from_wkt(grid.crs.to_wkt()),
         src_nodata=nodata,
         dst_transform=grid.transform,
         dst_crs=RioCRS.from_wkt(grid.crs.to_wkt()),
         dst_nodata=nodata,
         resampling=Resampling[resampling],
         num_threads=threads,
+        SRC_METHOD="GCP_TPS",  # exact at every tie point (a global polynomial misses S1 burst seams by km)
     )
     return Reprojected(data=dst, transform=grid.transform, crs=grid.crs)
 

@@ -210,7 +210,7 @@ def test_round_trip_geotiff_and_netcdf(synth_data, exported):
             x, y = gl.project_points(geo, rows, cols, crs)
             truth = charts[chart][rows, cols]
             with rasterio.open(exported / "tif" / f"{key}_{chart}.tif") as tif:
-                got = np.array([v[0] for v in tif.sample(zip(x, y))])
+                got = np.array([v[0] for v in tif.sample(zip(x, y, strict=True))])
             assert np.mean(got == truth) >= 0.99, (key, chart, np.mean(got == truth))
             got_nc = nc[chart].sel(x=xr.DataArray(x), y=xr.DataArray(y), method="nearest").values
             assert np.mean(got_nc == truth) >= 0.99, (key, chart, np.mean(got_nc == truth))

@@ -9,9 +9,11 @@ line/sample (spec section 2). One implementation serves everything that needs po
 - :func:`scene_geolocation` reads and checks the grid (finite, in range, advancing monotonically
   along lines and samples without folding), so a bad grid is one :class:`SceneError`;
 - :func:`reproject_scene` puts a scene's class (or value) arrays onto a projected grid with
-  GDAL's warper, the tie points as ground control points (GDAL fits its polynomial GCP transform
-  to them, as ``gdalwarp`` does for Sentinel-1 products). It returns the array, its affine
-  transform and CRS, so a mosaic can place several scenes on one shared grid (``grid=``).
+  GDAL's warper, the tie points (projected onto the target CRS) as ground control points through
+  which GDAL fits a thin-plate spline: it passes through every tie point, where GDAL's default
+  polynomial missed a real S1 EW geolocation grid by kilometres (:func:`control_points` thins
+  the points where the spline stays within 1/8 pixel of all of them, for speed). It returns the
+  array, its affine transform and CRS, so a mosaic can place several scenes on one shared grid.
 
 Longitude/latitude are always longitude first (``OGC:CRS84`` order): EPSG:4326 in GDAL and pyproj
 is latitude first unless ``always_xy`` is asked for, which this module always does.
@@ -154,6 +156,37 @@ class Geolocation:
             for i, r in enumerate(self.lines)
             for j, c in enumerate(self.samples)
         ]
+
+
+#: subsets of the tie-point grid tried before all 441, sparsest first (every k-th row and column, ends kept)
+_GCP_STEPS = (10, 5, 4, 2)
+#: the spline through the kept tie points must reproduce every tie point within this many target pixels:
+#: the error GDAL's warper itself allows (its approximate transformer's 0.125 pixel)
+GCP_TOLERANCE_PX = 0.125
+
+
+def control_points(geo: Geolocation, crs: CRS, tolerance: float, downscale: int = 1) -> list[GroundControlPoint]:
+    """The tie points on ``crs`` as GCPs for GDAL's thin-plate spline, thinned where the scene is smooth.
+
+    The spline's cost per pixel grows with the number of points, so the sparsest regular subset
+    whose spline (GDAL's own, :class:`rasterio.transform.GCPTransformer`) puts every one of the 441
+    tie points within ``tolerance`` (CRS units) is used; a grid with kinks (e.g. burst seams) keeps all.
+    """
+    from rasterio.transform import GCPTransformer
+
+    every = geo.gcps(downscale, crs)
+    n = geo.latitude.shape[0]
+    rows = np.array([g.row for g in every])
+    cols = np.array([g.col for g in every])
+    xy = np.array([[g.x, g.y] for g in every])
+    for step in _GCP_STEPS:
+        keep = [i for i in range(n) if i % step == 0 or i == n - 1]
+        subset = [every[i * n + j] for i in keep for j in keep]
+        with GCPTransformer(subset, tps=True) as spline:
+            xs, ys = spline.xy(rows, cols, offset="ul")
+        if np.max(np.hypot(np.asarray(xs) - xy[:, 0], np.asarray(ys) - xy[:, 1])) <= tolerance:
+            return subset
+    return every
 
 
 def _local_xy(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -350,10 +383,11 @@ def reproject_scene(
     if grid is None:
         grid = scene_grid(geo, crs, resolution)
     dst = np.full((src.shape[0], grid.height, grid.width), nodata, dtype=src.dtype)
+    tolerance = GCP_TOLERANCE_PX * abs(grid.transform.a)
     reproject(
         source=src,
         destination=dst,
-        gcps=geo.gcps(downscale, grid.crs),
+        gcps=control_points(geo, grid.crs, tolerance, downscale),
         src_crs=RioCRS.from_wkt(grid.crs.to_wkt()),
         src_nodata=nodata,
         dst_transform=grid.transform,
@@ -361,7 +395,7 @@ def reproject_scene(
         dst_nodata=nodata,
         resampling=Resampling[resampling],
         num_threads=threads,
-        SRC_METHOD="GCP_TPS",  # exact at every tie point (a global polynomial misses S1 burst seams by km)
+        SRC_METHOD="GCP_TPS",  # through the tie points (a global polynomial misses S1 burst seams by km)
     )
     return Reprojected(data=dst, transform=grid.transform, crs=grid.crs)
 

@@ -372,6 +372,7 @@ def test_bad_inputs_are_one_line_errors_and_leave_nothing(synth_data, tmp_path):
     _one_line_error(_run([ref, "-o", out, "--crs", "EPSG:999999"]), "unknown coordinate reference system")
     _one_line_error(_run([ref, "-o", out, "--resolution", "0"]), "--resolution")
     _one_line_error(_run([ref, "-o", out, "--resolution", "-5"]), "--resolution")
+    _one_line_error(_run([ref, "-o", out, "--resolution", "0.01"]), "choose a coarser resolution")
     pkg = _package(synth_data, tmp_path / "upload_package.nc",
                    keys={"20991231T000000_dmi": {c: np.zeros((8, 8), np.uint8) for c in schema.CHARTS}})
     _one_line_error(_run([pkg, "-o", out, "--data", synth_data / "test"]), "20991231T000000_dmi")

@@ -46,6 +46,7 @@ LONLAT = "OGC:CRS84"  #: WGS 84 longitude/latitude, longitude first
 DEFAULT_RESOLUTION = float(schema.RTT_PIXEL_SPACING)  #: metres
 METRES_PER_DEGREE = 111_320.0  #: for a resolution in metres on a geographic CRS (degrees of latitude)
 _EDGE_POINTS = 64  #: points per scene edge when projecting its outline
+MAX_GRID_PIXELS = 500_000_000  #: a target grid above this (a 400 km scene finer than ~18 m) is refused
 
 
 def interp_weights(positions: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -325,6 +326,9 @@ def grid_for(bounds: tuple[float, float, float, float], crs: CRS, resolution: fl
     x0, y1 = math.floor(left / step) * step, math.ceil(top / step) * step
     width = max(1, math.ceil((right - x0) / step))
     height = max(1, math.ceil((y1 - bottom) / step))
+    if width * height > MAX_GRID_PIXELS:
+        raise ConfigError(f"--resolution: {resolution:g} m makes a grid of {width} x {height} pixels for one scene "
+                          f"(at most {MAX_GRID_PIXELS:,}); choose a coarser resolution")  # fmt: skip
     return Grid(crs=crs, transform=Affine(step, 0.0, x0, 0.0, -step, y1), width=width, height=height)
 
 

@@ -157,6 +157,35 @@ def test_real_s1_geolocation_grid_footprint_contains_its_corners():
     assert 76.5 < lat.min() and lat.max() < 80 and -75 < lon.min() and lon.max() < -60
 
 
+def test_warp_passes_through_every_real_tie_point():
+    """GDAL's spline goes through the tie points: a global polynomial missed this grid by up to 4 km."""
+    from pyproj import CRS
+
+    geo, _ = _annotation_geolocation(shape=(980, 240))  # ~400 m pixels
+    h, w = geo.shape
+    index = np.stack([np.broadcast_to(np.arange(h)[:, None], (h, w)), np.broadcast_to(np.arange(w), (h, w))])
+    crs = CRS.from_epsg(3413)
+    rep = gl.reproject_scene(index.astype(np.uint16), geo, crs, 100.0, nodata=65535)
+    rows, cols = np.meshgrid(np.round(geo.lines).astype(int), np.round(geo.samples).astype(int), indexing="ij")
+    x, y = gl.project_points(geo, rows.ravel(), cols.ravel(), crs)
+    c, r = ~rep.transform @ (x, y)
+    got = rep.data[:, r.astype(int), c.astype(int)]
+    assert (got != 65535).all()
+    off = np.hypot(got[0] - rows.ravel(), got[1] - cols.ravel())
+    assert off.max() <= 1.5, off.max()  # within the nearest-neighbour rounding of one source pixel
+
+
+def test_geolocation_across_the_antimeridian():
+    lat, lon = _grid(lat0=70.0, lon0=175.0)
+    lon = (lon + 180) % 360 - 180  # 175 .. 183 stored as 175 .. -177
+    gl.check_tiepoints(lat, lon, "seam.nc")
+    geo = gl.Geolocation(latitude=lat, longitude=gl.unwrap_longitude(lon), shape=(201, 201))
+    glon, _ = geo.lonlat([100.0, 100.0], [0.0, 200.0])
+    assert glon[0] == pytest.approx(175.0) and glon[1] == pytest.approx(-177.0)
+    mid, _ = geo.lonlat([0.0, 0.0], [125.0, 127.5])  # between tie points at 179.8 and -179.8: across, not round
+    assert abs(mid[0]) == pytest.approx(180.0) and mid[1] == pytest.approx(-179.9)
+
+
 def test_parse_crs_and_resolution_errors():
     assert gl.parse_crs("native") is None
     assert gl.parse_crs("EPSG:3413").to_epsg() == 3413

@@ -30,7 +30,7 @@ import xarray as xr
 
 #: the rows of the table: every CLI command (``autoice.cli.main.COMMANDS``) has one
 COMMANDS = ("inspect", "prepare", "train", "predict", "score", "validate", "show", "report", "synth", "demo",
-            "serve", "download")
+            "serve", "download", "export")
 TINY_TRAIN = ["--preset", "demo", "--set", "train.epochs=1", "--set", "train.batches_per_epoch=1",
               "--set", "data.patch_size=32", "--set", "model.filters=[8, 8, 16]", "--set", "data.downscale=2",
               "--set", "train.batch_size=2", "--quiet"]  # fmt: skip
@@ -448,11 +448,37 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
             return None if "nothing downloaded" in stdout else "exit 0 although no host could be reached"
 
         return Case("download", "arguments", setup, check)
+    def export_case(r: np.random.Generator) -> Case:
+        what = str(r.choice(["reference", "scene", "submission", "arguments"]))
+        fmt = str(r.choice(["geotiff", "netcdf"]))
+
+        def setup(folder: Path) -> list[str]:
+            scenes = folder / "scenes"
+            scenes.mkdir()
+            src: list[str] = [str(scenes)]
+            for f, kind in ((c.reference, "reference"), (c.test, "scene")):
+                if what == kind:
+                    _mutated(f, scenes, r)
+                else:
+                    shutil.copy(f, scenes)
+            if what == "submission":
+                sub, _ = _mutated(c.submission, folder, r)
+                src = [str(sub), "--data", str(scenes)]
+            opts = ["--resolution", "4000", "--crs", "EPSG:3413"]  # the 64 x 64 miniature spans ~400 km
+            if what == "arguments":
+                opts = [str(r.choice(["--resolution", "--crs"])),
+                        str(r.choice(["0", "-80", "nan", "EPSG:999999", "nonsense", "native", "EPSG:4326", "1e9"]))]
+                if opts[0] == "--crs":
+                    opts += ["--resolution", "4000"]
+            return ["export", *src, "-o", str(folder / "out"), "--format", fmt, *opts, "--quiet"]
+
+        return Case("export", what, setup, _exists("out/*.tif" if fmt == "geotiff" else "out/*.nc"))
 
     makers = {"inspect": inspect_case, "prepare": prepare_case, "train": train_case, "predict": predict_case,
               "score": score_like("score"), "validate": score_like("validate"), "show": show_case,
               "report": score_like("report"), "synth": synth_case, "demo": demo_case,
-              "serve": serve_case, "download": download_case}  # fmt: skip
+              "serve": serve_case, "download": download_case,
+              "export": export_case}  # fmt: skip
     for command in COMMANDS:
         add(counts.get(command, 0), makers[command])
     return cases

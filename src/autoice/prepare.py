@@ -27,6 +27,7 @@ from autoice import charts, schema
 from autoice.atomic import ensure_folder
 from autoice.batch import run_each
 from autoice.errors import AutoiceError, SceneError
+from autoice.geolocation import interp_weights
 from autoice.scenes import SceneKind, StreamWriter, chunk_cache, find_scenes, intact, open_scene, read_variable
 
 PathLike = str | os.PathLike[str]
@@ -55,18 +56,6 @@ def block_max(x: np.ndarray) -> np.ndarray:
     """Max over non-overlapping 2 x 2 blocks (odd edge dropped): for charts 255 wins at mask edges."""
     h, w = x.shape[0] // 2, x.shape[1] // 2
     return x[: 2 * h, : 2 * w].reshape(h, 2, w, 2).max(axis=(1, 3))
-
-
-def interp_weights(positions: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """Linear-interpolation weights (len(positions) x len(nodes)), extrapolating beyond the ends."""
-    n = len(nodes)
-    j = np.clip(np.searchsorted(nodes, positions, side="right") - 1, 0, n - 2)
-    t = (positions - nodes[j]) / (nodes[j + 1] - nodes[j])
-    w = np.zeros((len(positions), n))
-    rows = np.arange(len(positions))
-    w[rows, j] = 1.0 - t
-    w[rows, j + 1] = t
-    return w
 
 
 @dataclass(frozen=True)

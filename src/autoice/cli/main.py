@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "show": "show",
     "report": "report",
     "demo": "demo",
+    "export": "export",
 }
 
 

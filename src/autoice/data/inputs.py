@@ -7,8 +7,9 @@ Everything here is pure array work on an open RTT Dataset (no caching, no torch)
 - the 2 km AMSR2/ERA5 variables are upsampled *in register* with the full grid: 2 km cell ``k``
   covers 80 m pixels ``[25k, 25k + 25)``, so output pixel ``i`` takes cell ``(i * d) // 25``
   (clipped to the grid). The starter kit's training crops shift them by up to a cell;
-- ``latitude``/``longitude`` are bilinear from the 21 x 21 tie-point grid (assumed evenly spaced
-  from the first to the last 80 m line/sample) and z-scored like the winning team did;
+- ``latitude``/``longitude`` are bilinear from the 21 x 21 tie-point grid (evenly spaced from the
+  first to the last 80 m line/sample; :mod:`autoice.geolocation`, the one implementation) and
+  z-scored like the winning team did;
 - ``month`` is the constant ``2 m / 11 - 1`` with ``m = 0..11`` the acquisition month.
 
 Where the full grid has no data the derived and coarse channels keep their values: only the
@@ -27,7 +28,7 @@ import xarray as xr
 
 from autoice import schema
 from autoice.errors import ConfigError, SceneError
-from autoice.prepare import interp_weights
+from autoice.geolocation import tiepoint_field, unwrap_longitude
 from autoice.scenes import read_variable
 
 #: Channels computed from a scene rather than stored in it (matches ``autoice.config.DERIVED_INPUTS``).
@@ -63,26 +64,6 @@ def coarse_index(n_full: int, n_coarse: int, downscale: int) -> np.ndarray:
     """2 km cell of each downscaled pixel along one axis: ``(i * d) // 25``, clipped to the grid."""
     n = -(-n_full // downscale)
     return np.minimum(np.arange(n) * downscale // schema.CELL_RTT, n_coarse - 1)
-
-
-def tiepoint_field(grid: np.ndarray, shape: tuple[int, int], downscale: int) -> np.ndarray:
-    """Bilinear interpolation of a 21 x 21 tie-point grid (axis 0 = lines) to the downscaled grid.
-
-    Tie points are taken as evenly spaced from the first to the last 80 m line/sample (RTT files
-    do not store their pixel positions). Separable: ``W_lines @ grid @ W_samples.T``.
-    """
-    lines, samples = shape
-    n_l, n_s = grid.shape
-    wl = interp_weights(np.arange(0, lines, downscale, dtype=np.float64), np.linspace(0, lines - 1, n_l))
-    ws = interp_weights(np.arange(0, samples, downscale, dtype=np.float64), np.linspace(0, samples - 1, n_s))
-    return (wl @ np.asarray(grid, dtype=np.float64)) @ ws.T
-
-
-def _unwrap_longitude(lon: np.ndarray) -> np.ndarray:
-    """Make a tie-point longitude grid continuous across the antimeridian (so bilinear is right)."""
-    out = np.unwrap(lon, period=360.0, axis=1)
-    col0 = np.unwrap(out[:, 0], period=360.0)
-    return out + (col0 - out[:, 0])[:, None]
 
 
 def scene_month(ds: xr.Dataset) -> int:
@@ -130,7 +111,7 @@ def read_channel(ds: xr.Dataset, name: str, downscale: int) -> np.ndarray:
         if name == "latitude":
             x = tiepoint_field((grid - mean) / std, full, d)
         else:
-            x = tiepoint_field(_unwrap_longitude(grid), full, d)
+            x = tiepoint_field(unwrap_longitude(grid), full, d)
             x = ((x + 180.0) % 360.0 - 180.0 - mean) / std
         x = x.astype(np.float32)
     elif name == "month":

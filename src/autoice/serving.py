@@ -12,9 +12,10 @@ indices). Served, a request is a JSON object of named channel patches::
 posted to ``/invocations`` with ``Content-Type: application/json`` (curl example in the README),
 and the answer is ``{"predictions": {"SIC": [[[..]]], "SOD": [[[..]]], "FLOE": [[[..]]]}}``. Values are
 standard-scaled as in training (0 = no data) at the model's resolution. A request missing a channel,
-naming an unknown one, or with mismatched shapes, non-numbers or non-finite values is answered with HTTP
-400. Serve with ``autoice serve`` (:mod:`autoice.server`: MLflow's server with the requests it mishandles
-answered in front of it).
+or with mismatched shapes, non-numbers or non-finite values is answered with HTTP 400; channels the
+model does not take are ignored (MLflow's signature enforcement drops them before the model sees the
+request, so the answer is 200, as the README says). Serve with ``autoice serve`` (:mod:`autoice.server`:
+MLflow's server with the requests it mishandles answered in front of it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from autoice import schema
 from autoice.errors import AutoiceError
+from autoice.tracking import use_store
 
 if TYPE_CHECKING:
     import torch
@@ -185,32 +187,6 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
         return {chart: classes[chart].numpy() for chart in schema.CHARTS}
 
 
-@contextlib.contextmanager
-def _store(tracking_uri: str | None) -> Iterator[None]:
-    """Point MLflow's fluent API (tracking and registry) at a store for a block, then put it back exactly."""
-    if tracking_uri is None:
-        yield
-        return
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    # The explicitly set URIs (None when unset, so "follow the environment" survives the block).
-    before = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
-        for k, v in env.items():  # set_*_uri export to the environment; leave it as it was
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def pip_requirements() -> list[str]:
     """The runtime dependencies of autoice pinned to the installed versions (no dependency inference at log time).
 
@@ -286,7 +262,7 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
     network_from_checkpoint(state, checkpoint)  # a model that could not be served is not logged
     inputs = list(state.get("inputs") or state["config"]["data"]["inputs"])
     score = state.get("best_score")
-    with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, _store(tracking_uri):
+    with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, use_store(tracking_uri):
         slim = Path(tmp) / "best.pt"
         save_checkpoint(slim, {k: state[k] for k in _KEPT if k in state})
         try:
@@ -328,7 +304,7 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
     """
     from mlflow import MlflowClient
 
-    with _store(tracking_uri):
+    with use_store(tracking_uri):
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         try:
             mv = mlflow.register_model(model_uri, name, tags={SCORE_TAG: repr(float(score))})
@@ -344,12 +320,14 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.Py
     """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``).
 
     The store is only read: one that does not exist is an error naming it, never a new empty store.
+    A model from a remote store is downloaded into a temporary folder that is removed once the model
+    is in memory (MLflow's own download would leave a copy in /tmp per load).
     """
-    with _store(tracking_uri):
+    with use_store(tracking_uri), tempfile.TemporaryDirectory(prefix="autoice-load-") as tmp:
         if uri.startswith(("models:/", "runs:/")):
             _require_stores(uri, explicit=tracking_uri is not None)
         try:
-            return mlflow.pyfunc.load_model(uri)
+            return mlflow.pyfunc.load_model(uri, dst_path=tmp)
         except MlflowException as exc:
             raise AutoiceError(f"{uri}: cannot load the model ({exc.message.splitlines()[0]})") from exc
         except OSError as exc:
@@ -360,6 +338,22 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.Py
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise AutoiceError(f"{uri}: not a loadable MLflow model (its MLmodel file is damaged? "
                                f"{type(exc).__name__}: {first})") from exc  # fmt: skip
+
+
+def model_version(uri: str, *, tracking_uri: str | None = None) -> str:
+    """The registry version a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI names, else ''."""
+    if not uri.startswith("models:/"):
+        return ""
+    ref = uri[len("models:/") :].strip("/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        with use_store(tracking_uri):
+            try:
+                return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+            except MlflowException:
+                return ""
+    parts = ref.split("/")
+    return parts[1] if len(parts) == 2 and parts[1].isdigit() else ""
 
 
 def _require_stores(uri: str, *, explicit: bool) -> None:

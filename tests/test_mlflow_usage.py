@@ -173,6 +173,7 @@ def test_mlflow_run_id_is_the_run_logged_into(clean_env, synth_data, tmp_path):
     assert result.run_id == outer
     run = client.get_run(outer)
     assert run.info.status == "FINISHED" and run.data.params["train.batch_size"] == "4"
+    assert run.data.tags["dataset_fingerprint"] and len(run.inputs.dataset_inputs) == 2  # the run is new to autoice
 
 
 def test_a_failing_run_ends_failed(clean_env, synth_data, tmp_path):

@@ -249,10 +249,13 @@ class Tracker(NullTracker):
         self._state.enter_context(use_store(uri))
         try:
             with _store_lock(uri), store_errors(uri):
-                resuming = run_id is not None or bool(os.environ.get("MLFLOW_RUN_ID"))
-                experiment_id = None if resuming else self._experiment_id()
+                # a resume reopens its run as it is; a run named by MLFLOW_RUN_ID (``mlflow run``) is new
+                # to autoice and gets its tags and inputs, in that run's experiment
+                resuming = run_id is not None
+                given = resuming or bool(os.environ.get("MLFLOW_RUN_ID"))
                 active = mlflow.active_run()
-                run = mlflow.start_run(run_id=run_id, experiment_id=experiment_id, run_name=run_name,
+                run = mlflow.start_run(run_id=run_id, experiment_id=None if given else self._experiment_id(),
+                                       run_name=None if given else run_name,
                                        tags=None if resuming else dict(tags or {}),
                                        nested=active is not None)  # fmt: skip
                 self.run_id = run.info.run_id

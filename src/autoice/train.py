@@ -173,10 +173,10 @@ def _train(cfg: Config, data: Any, work: Path, *, val_data: Any, cache_dir: Any,
     if d.main:  # checkpoints hold model, EMA and Adam's two moments; the store needs a few MiB
         n_params = sum(p.numel() for p in run.model.parameters())
         require_space(work, (8 << 20) + 2 * 4 * 4 * n_params, "the run's checkpoints and MLflow store")
-    _start_tracking(run)
-    status = "FAILED"  # any error from here on ends the run FAILED; Ctrl-C or a signal (SIGTERM) KILLED
-    run.t_start = time.perf_counter()
+    status = "FAILED"  # any error once the run exists ends it FAILED; Ctrl-C or a signal (SIGTERM) KILLED
     try:
+        _start_tracking(run)
+        run.t_start = time.perf_counter()
         loader = make_loader(scenes.train, cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
                              rank=d.rank, world_size=d.world_size, batches=cfg.train.batches_per_epoch)  # fmt: skip
         for epoch in range(run.start_epoch, cfg.train.epochs):

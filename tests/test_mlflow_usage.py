@@ -127,6 +127,21 @@ def test_predict_without_a_store_is_one_line_and_creates_nothing(clean_env, synt
     assert list(tmp_path.iterdir()) == []
 
 
+def test_serve_takes_tracking_uri_and_the_same_rule(clean_env, tmp_path, capsys):
+    clean_env.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "-m", "models:/autoice@champion", "--port", "1"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.count("\n") == 1 and "pass --tracking-uri" in err
+    missing = tmp_path / "w" / "mlflow.db"
+    with pytest.raises(SystemExit) as e:
+        main(["serve", "-m", "models:/autoice@champion", "--tracking-uri", f"sqlite:///{missing}",
+              "--port", str(_free_port())])  # fmt: skip
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and err.count("\n") == 1 and f"no such file {missing}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- 2. the fluent API and its variables ----------------------------------------------------------
 
 
@@ -264,6 +279,7 @@ def test_train_register_predict_through_a_server(server, synth_data, tmp_path):
                  "--register", "autoice", "--quiet", *TINY_SET, env=env, cwd=tmp_path)  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     assert "View run" not in p.stdout and "mlflow ui" not in p.stdout  # stdout: the command's own lines
+    assert "Downloading artifacts" not in p.stderr  # --quiet
     client = MlflowClient(tracking_uri=server)
     exp = client.get_experiment_by_name("served-exp")
     (run,) = client.search_runs([exp.experiment_id])
@@ -280,6 +296,7 @@ def test_train_register_predict_through_a_server(server, synth_data, tmp_path):
                  cwd=tmp_path)  # fmt: skip
     assert p.returncode == 0, p.stderr[-3000:]
     assert out.is_file() and list(tmp.iterdir()) == []
+    assert "Downloading artifacts" not in p.stderr  # --quiet: no progress bars, MLflow's neither
 
 
 def test_an_unreachable_server_is_one_line(synth_data, tmp_path):
@@ -339,3 +356,27 @@ def test_ui_hint_only_for_local_stores():
 
     assert is_local_store("sqlite:////w/mlflow.db") and is_local_store("/w/mlruns")
     assert not is_local_store("http://127.0.0.1:5000") and not is_local_store("https://mlflow.example.org")
+
+
+# --- 7. mlflow run ---------------------------------------------------------------------------------
+
+
+def test_mlflow_run_train_logs_into_the_project_run(synth_data, tmp_path):
+    """``mlflow run`` sets MLFLOW_RUN_ID: the training run is the project run, not a second one."""
+    from mlflow import MlflowClient
+
+    bindir = Path(sys.executable).parent
+    store = f"sqlite:///{tmp_path / 'p.db'}"
+    env = _env(MLFLOW_TRACKING_URI=store, PATH=f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    cmd = [str(bindir / "mlflow"), "run", str(SRC.parent), "-e", "train", "--env-manager", "local",
+           "-P", f"data={synth_data / 'train'}", "-P", f"workdir={tmp_path / 'w'}", "-P", "epochs=1"]  # fmt: skip
+    proc = subprocess.run(cmd, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=store)
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert len(runs) == 1, [r.info.run_name for r in runs]
+    run = runs[0]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["epochs"] == "1" and run.data.params["train.epochs"] == "1"  # project's and ours
+    assert run.data.tags["dataset_fingerprint"]
+    assert client.get_model_version("autoice", "1").run_id == run.info.run_id

@@ -61,8 +61,8 @@ def resolve_checkpoint(spec: PathLike) -> Path:
     return p
 
 
-def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tracking_uri: str | None = None
-                ) -> LoadedModels:  # fmt: skip
+def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tracking_uri: str | None = None,
+                progress: bool = True) -> LoadedModels:  # fmt: skip
     """Load one model or an ensemble; every member must share inputs, resolution and SIC mode.
 
     MLflow URIs (``models:/NAME@alias``, ``runs:/<id>/model``) resolve against ``tracking_uri``
@@ -77,7 +77,7 @@ def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tra
         if str(spec).startswith(("models:/", "runs:/")):
             from autoice.serving import autoice_wrapper, load_model, model_version
 
-            pyfunc = load_model(str(spec), tracking_uri=tracking_uri)
+            pyfunc = load_model(str(spec), tracking_uri=tracking_uri, progress=progress)
             wrapper = autoice_wrapper(pyfunc, str(spec))
             net, cfg, run_id = wrapper.network, wrapper.config, pyfunc.metadata.run_id or ""
             version = model_version(str(spec), tracking_uri=tracking_uri)
@@ -182,7 +182,7 @@ def predict(
 
     specs = [model] if isinstance(model, str) else list(model)
     dev = select_device(device)
-    loaded = load_models(specs, dev, tracking_uri=tracking_uri)
+    loaded = load_models(specs, dev, tracking_uri=tracking_uri, progress=progress)
     cfg = loaded.config
     d = cfg.data.downscale
     files = _scene_files(data)

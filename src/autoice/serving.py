@@ -250,7 +250,7 @@ def _in_run(run_id: str) -> Iterator[None]:
         client.set_terminated(run_id, status=before.status, end_time=before.end_time)
 
 
-def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
+def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str, progress: bool = True) -> str:
     """Log a checkpoint as the pyfunc model ``model`` of an existing run; returns the model URI.
 
     The checkpoint goes in slimmed to weights + config + history; requirements are pinned
@@ -262,7 +262,7 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
     network_from_checkpoint(state, checkpoint)  # a model that could not be served is not logged
     inputs = list(state.get("inputs") or state["config"]["data"]["inputs"])
     score = state.get("best_score")
-    with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, use_store(tracking_uri):
+    with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, use_store(tracking_uri), _artifact_bars(progress):
         slim = Path(tmp) / "best.pt"
         save_checkpoint(slim, {k: state[k] for k in _KEPT if k in state})
         try:
@@ -316,14 +316,16 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
     return int(mv.version)
 
 
-def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.PyFuncModel:
+def load_model(uri: str, *, tracking_uri: str | None = None, progress: bool = True) -> mlflow.pyfunc.PyFuncModel:
     """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``).
 
     The store is only read: one that does not exist is an error naming it, never a new empty store.
     A model from a remote store is downloaded into a temporary folder that is removed once the model
-    is in memory (MLflow's own download would leave a copy in /tmp per load).
+    is in memory (MLflow's own download would leave a copy in /tmp per load). ``progress=False``
+    silences MLflow's download bars (``--quiet``).
     """
-    with use_store(tracking_uri), tempfile.TemporaryDirectory(prefix="autoice-load-") as tmp:
+    with use_store(tracking_uri), _artifact_bars(progress), tempfile.TemporaryDirectory(prefix="autoice-load-"
+                                                                                          ) as tmp:  # fmt: skip
         if uri.startswith(("models:/", "runs:/")):
             _require_stores(uri, explicit=tracking_uri is not None)
         try:
@@ -338,6 +340,22 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.Py
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             raise AutoiceError(f"{uri}: not a loadable MLflow model (its MLmodel file is damaged? "
                                f"{type(exc).__name__}: {first})") from exc  # fmt: skip
+
+
+@contextlib.contextmanager
+def _artifact_bars(shown: bool) -> Iterator[None]:
+    """MLflow's artifact download progress bars on or off for a block (its documented variable)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    saved = os.environ.get(name)
+    if not shown:
+        os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 def model_version(uri: str, *, tracking_uri: str | None = None) -> str:

@@ -104,6 +104,7 @@ class _Run:
     t_start: float = 0.0  # perf_counter when the epochs start
     trained_s: float = 0.0  # training time before a resume, so elapsed_s keeps counting
     ema: torch.optim.swa_utils.AveragedModel | None = None  # weight averages (train.ema_decay > 0)
+    progress: bool = True  # progress bars (ours and MLflow's)
 
     @property
     def evaluated(self) -> torch.nn.Module:
@@ -170,6 +171,7 @@ def _train(cfg: Config, data: Any, work: Path, *, val_data: Any, cache_dir: Any,
     _seed(cfg.train.seed + d.rank)
     scenes = _prepare_data(cfg, d, work, data, val_data, cache_dir, progress=progress)
     run = _build_training(cfg, d, device, work, scenes, state)
+    run.progress = progress
     if d.main:  # checkpoints hold model, EMA and Adam's two moments; the store needs a few MiB
         n_params = sum(p.numel() for p in run.model.parameters())
         require_space(work, (8 << 20) + 2 * 4 * 4 * n_params, "the run's checkpoints and MLflow store")
@@ -566,7 +568,7 @@ def _register(run: _Run, name: str) -> None:
     from autoice import serving
 
     tracker = run.tracker
-    uri = serving.log_model(run.best_path, tracking_uri=tracker.uri, run_id=tracker.run_id)
+    uri = serving.log_model(run.best_path, tracking_uri=tracker.uri, run_id=tracker.run_id, progress=run.progress)
     version = serving.register(uri, name, tracking_uri=tracker.uri, score=run.best)
     _say(run.dist, f"registered {name} version {version} ({uri})")
 

@@ -380,3 +380,19 @@ def test_mlflow_run_train_logs_into_the_project_run(synth_data, tmp_path):
     assert run.data.params["epochs"] == "1" and run.data.params["train.epochs"] == "1"  # project's and ours
     assert run.data.tags["dataset_fingerprint"]
     assert client.get_model_version("autoice", "1").run_id == run.info.run_id
+
+
+def test_use_store_points_mlflow_at_a_store_and_puts_everything_back(clean_env, tmp_path):
+    import mlflow
+
+    from autoice.tracking import use_store
+
+    a, reg = f"sqlite:///{tmp_path / 'a.db'}", f"sqlite:///{tmp_path / 'reg.db'}"
+    with use_store(a):
+        assert mlflow.get_tracking_uri() == a and mlflow.get_registry_uri() == a
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    clean_env.setenv("MLFLOW_REGISTRY_URI", reg)  # the user's registry stays theirs (MLflow's rule)
+    with use_store(a):
+        assert mlflow.get_tracking_uri() == a and mlflow.get_registry_uri() == reg
+    assert os.environ["MLFLOW_REGISTRY_URI"] == reg and "MLFLOW_TRACKING_URI" not in os.environ
+    assert list(tmp_path.iterdir()) == []  # pointing creates nothing

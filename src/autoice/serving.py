@@ -305,7 +305,7 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
     from mlflow import MlflowClient
 
     with use_store(tracking_uri):
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=mlflow.get_registry_uri())
         try:
             mv = mlflow.register_model(model_uri, name, tags={SCORE_TAG: repr(float(score))})
             versions = client.search_model_versions(f"name = '{name}'")

@@ -67,8 +67,9 @@ def model_store_uri(explicit: str | None, models: Sequence[str | os.PathLike[str
 def use_store(uri: str | None) -> Iterator[None]:
     """Point MLflow's fluent API (tracking and registry) at ``uri`` for a block, then put the old state back.
 
-    Only public API: ``mlflow.set_tracking_uri`` exports the URI to ``MLFLOW_TRACKING_URI`` (and
-    ``None`` unsets both), so the environment before the block is what gets restored.
+    The registry follows ``MLFLOW_REGISTRY_URI`` when the user set it (MLflow's rule), else ``uri``. Only
+    public API: ``mlflow.set_tracking_uri`` exports the URI to ``MLFLOW_TRACKING_URI`` (and ``None``
+    unsets both), so the environment before the block is what gets restored.
     """
     if uri is None:
         yield
@@ -77,7 +78,7 @@ def use_store(uri: str | None) -> Iterator[None]:
 
     env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    mlflow.set_registry_uri(env["MLFLOW_REGISTRY_URI"] or uri)
     try:
         yield
     finally:

@@ -380,21 +380,18 @@ def _require_stores(uri: str, *, explicit: bool) -> None:
     ``runs:/`` needs the tracking store; ``models:/`` the registry too (usually the same store).
     The message says which store was looked in, and why there (argument, variable or MLflow's default).
     """
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     from autoice.tracking import local_store_fault
 
-    checks = [("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri(), tracking_utils._tracking_uri)]
+    checks = [("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())]
     if uri.startswith("models:/"):
-        checks.append(("MLFLOW_REGISTRY_URI", mlflow.get_registry_uri(), registry_utils._registry_uri))
-    for variable, store, set_here in checks:
+        checks.append(("MLFLOW_REGISTRY_URI", mlflow.get_registry_uri()))
+    for variable, store in checks:
         fault = local_store_fault(store)
         if fault is None:
             continue
-        if explicit or set_here is not None:
+        if explicit:
             where = f"looked in the MLflow store {store}"
-        elif os.environ.get(variable):
+        elif os.environ.get(variable):  # also what mlflow.set_tracking_uri/set_registry_uri set
             where = f"looked in {variable}={os.environ[variable]}"
         elif variable == "MLFLOW_TRACKING_URI":
             where = f"MLFLOW_TRACKING_URI is not set, so looked in MLflow's default store {store}"

@@ -37,7 +37,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from autoice import schema
 from autoice.errors import AutoiceError
-from autoice.tracking import use_store
+from autoice.tracking import unreachable, use_store
 
 if TYPE_CHECKING:
     import torch
@@ -331,6 +331,10 @@ def load_model(uri: str, *, tracking_uri: str | None = None, progress: bool = Tr
         try:
             return mlflow.pyfunc.load_model(uri, dst_path=tmp)
         except MlflowException as exc:
+            down = unreachable(exc.message)
+            if down is not None:
+                raise AutoiceError(f"{uri}: cannot reach the MLflow tracking server {mlflow.get_tracking_uri()} "
+                                   f"({down})") from exc  # fmt: skip
             raise AutoiceError(f"{uri}: cannot load the model ({exc.message.splitlines()[0]})") from exc
         except OSError as exc:
             raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc

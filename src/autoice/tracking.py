@@ -207,8 +207,27 @@ def store_errors(uri: str) -> Iterator[None]:
                               ) from exc  # fmt: skip
         if "readonly database" in low or "read-only" in low or code == errno.EROFS:
             raise OutputError(_store_name(uri), "MLflow store cannot be written: read-only") from exc
+        down = unreachable(text)
+        if down is not None:
+            raise AutoiceError(f"{uri}: cannot reach the MLflow tracking server ({down})") from exc
         first = text.splitlines()[0][:300] if text else type(exc).__name__
         raise AutoiceError(f"{_store_name(uri)}: MLflow store error: {first}") from exc
+
+
+def unreachable(text: str) -> str | None:
+    """The reason in an MLflow REST error that says the server could not be reached at all, or None.
+
+    MLflow reports it as a whole urllib3 retry chain; the reason (``Connection refused``, ``Name or
+    service not known``, a timeout) is what a user can act on.
+    """
+    import re
+
+    if "Max retries exceeded" not in text and "Failed to establish a new connection" not in text:
+        return None
+    m = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if m:
+        return m.group(1).strip()
+    return "timed out" if "timed out" in text.lower() else "no connection"
 
 
 class NullTracker:

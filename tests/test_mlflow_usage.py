@@ -397,4 +397,6 @@ def test_use_store_points_mlflow_at_a_store_and_puts_everything_back(clean_env, 
     with use_store(a):
         assert mlflow.get_tracking_uri() == a and mlflow.get_registry_uri() == reg
     assert os.environ["MLFLOW_REGISTRY_URI"] == reg and "MLFLOW_TRACKING_URI" not in os.environ
+    clean_env.delenv("MLFLOW_REGISTRY_URI")  # the registry was the variable's, not copied into MLflow's state
+    assert mlflow.get_registry_uri() == mlflow.get_tracking_uri() != reg
     assert list(tmp_path.iterdir()) == []  # pointing creates nothing

@@ -68,8 +68,10 @@ def use_store(uri: str | None) -> Iterator[None]:
     """Point MLflow's fluent API (tracking and registry) at ``uri`` for a block, then put the old state back.
 
     The registry follows ``MLFLOW_REGISTRY_URI`` when the user set it (MLflow's rule), else ``uri``. Only
-    public API: ``mlflow.set_tracking_uri`` exports the URI to ``MLFLOW_TRACKING_URI`` (and ``None``
-    unsets both), so the environment before the block is what gets restored.
+    public API: ``mlflow.set_tracking_uri``/``set_registry_uri`` also export the URI to the environment,
+    so a URI set before (in the process or the shell) is in the environment. After the block both are
+    unset (``None``: follow the environment) and the environment is put back as it was, which gives
+    the same URIs as before without copying a variable of the moment into MLflow's process state.
     """
     if uri is None:
         yield
@@ -82,9 +84,9 @@ def use_store(uri: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
-        mlflow.set_registry_uri(env["MLFLOW_REGISTRY_URI"])
-        for k, v in env.items():  # set_registry_uri(None) leaves the variable; put both back exactly
+        mlflow.set_tracking_uri(None)
+        mlflow.set_registry_uri(None)
+        for k, v in env.items():  # set_tracking_uri(None) unset the variable, set_registry_uri(None) did not
             if v is None:
                 os.environ.pop(k, None)
             else:

@@ -19,6 +19,7 @@ import torch
 
 from autoice import schema, serving
 from autoice.errors import AutoiceError
+from autoice.tracking import use_store
 
 NAME = "autoice-test"
 
@@ -90,7 +91,7 @@ def test_log_model_is_fast_and_keeps_the_run_as_it_was(registry):
     import mlflow
     from mlflow.models import get_model_info
 
-    with serving._store(registry["uri"]):
+    with use_store(registry["uri"]):
         info = get_model_info(f"runs:/{registry['runs'][0].run_id}/model")
         reqs = Path(mlflow.pyfunc.get_model_dependencies(registry["model_uris"][0]))
     inputs = registry["state"]["inputs"]

@@ -35,6 +35,8 @@ class LoadedModels:
     networks: list[torch.nn.Module]
     config: Config
     sources: list[str]
+    versions: list[str] = field(default_factory=list)  # registry version per source ('' when not registered)
+    run_ids: list[str] = field(default_factory=list)  # MLflow run that logged or trained it ('' when unknown)
 
 
 @dataclass
@@ -59,8 +61,8 @@ def resolve_checkpoint(spec: PathLike) -> Path:
     return p
 
 
-def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tracking_uri: str | None = None
-                ) -> LoadedModels:  # fmt: skip
+def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tracking_uri: str | None = None,
+                progress: bool = True) -> LoadedModels:  # fmt: skip
     """Load one model or an ensemble; every member must share inputs, resolution and SIC mode.
 
     MLflow URIs (``models:/NAME@alias``, ``runs:/<id>/model``) resolve against ``tracking_uri``
@@ -69,25 +71,32 @@ def load_models(specs: Sequence[str], device: torch.device | str = "cpu", *, tra
     """
     from autoice.checkpoints import load_checkpoint, network_from_checkpoint
 
-    nets, configs, sources = [], [], []
+    nets, configs, sources, versions, run_ids = [], [], [], [], []
     for spec in specs:
+        version = ""
         if str(spec).startswith(("models:/", "runs:/")):
-            from autoice.serving import load_network
+            from autoice.serving import autoice_wrapper, load_model, model_version
 
-            net, cfg = load_network(str(spec), tracking_uri=tracking_uri)
+            pyfunc = load_model(str(spec), tracking_uri=tracking_uri, progress=progress)
+            wrapper = autoice_wrapper(pyfunc, str(spec))
+            net, cfg, run_id = wrapper.network, wrapper.config, pyfunc.metadata.run_id or ""
+            version = model_version(str(spec), tracking_uri=tracking_uri)
         else:
             path = resolve_checkpoint(spec)
-            net, cfg = network_from_checkpoint(load_checkpoint(path, map_location="cpu"), path)
-            spec = str(path)
+            state = load_checkpoint(path, map_location="cpu")
+            net, cfg = network_from_checkpoint(state, path)
+            run_id, spec = str(state.get("run_id") or ""), str(path)
         nets.append(net.to(device).eval())
         configs.append(cfg)
         sources.append(str(spec))
+        versions.append(version)
+        run_ids.append(run_id)
     for cfg, src in zip(configs[1:], sources[1:], strict=True):
         differences = _ensemble_differences(configs[0], sources[0], cfg, src)
         if differences:
             raise AutoiceError(f"{src}: cannot ensemble with {sources[0]}: the models disagree on "
                                + "; ".join(differences))  # fmt: skip
-    return LoadedModels(nets, configs[0], sources)
+    return LoadedModels(nets, configs[0], sources, versions, run_ids)
 
 
 def _ensemble_differences(a: Config, a_src: str, b: Config, b_src: str) -> list[str]:
@@ -173,7 +182,7 @@ def predict(
 
     specs = [model] if isinstance(model, str) else list(model)
     dev = select_device(device)
-    loaded = load_models(specs, dev, tracking_uri=tracking_uri)
+    loaded = load_models(specs, dev, tracking_uri=tracking_uri, progress=progress)
     cfg = loaded.config
     d = cfg.data.downscale
     files = _scene_files(data)
@@ -201,6 +210,7 @@ def predict(
             result.uncertainty.append(_write_uncertainty(Path(uncertainty_dir), key, out.uncertainty, cfg))
 
     with SubmissionWriter(output) as writer:
+        writer.set_provenance(_provenance(loaded, files))
         batch = run_each(one, [(f, writer) for f in files], [str(f) for f in files], desc="predict",
                          progress=progress)  # fmt: skip
         # raising here drops the partial file: the writer is atomic
@@ -210,6 +220,22 @@ def predict(
     if problems:
         raise SubmissionError(output, "written submission fails validation: " + "; ".join(problems[:5]))
     return result
+
+
+def _provenance(loaded: LoadedModels, files: list[Path]) -> dict[str, str]:
+    """What made the submission, for its global attributes (one entry per ensemble member, '; '-joined)."""
+    import datetime as dt
+
+    from autoice import __version__
+
+    return {
+        "autoice_model": "; ".join(loaded.sources),
+        "autoice_model_version": "; ".join(v or "-" for v in loaded.versions),
+        "autoice_run_id": "; ".join(r or "-" for r in loaded.run_ids),
+        "source": f"autoice {__version__}",
+        "date_created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "autoice_scenes": ", ".join(f.name[: schema.SCENE_KEY_LENGTH] for f in files),
+    }
 
 
 def _write_uncertainty(folder: Path, key: str, maps: dict[str, np.ndarray], cfg: Config) -> Path:

@@ -191,6 +191,23 @@ def write_report(
     return target
 
 
+_PROVENANCE_LABELS = {"autoice_model": "model", "autoice_model_version": "registered version",
+                      "autoice_run_id": "MLflow run", "source": "software", "date_created": "predicted",
+                      "autoice_scenes": "scenes"}  # fmt: skip
+
+
+def _provenance_block(sub: Path) -> str:
+    """Which model (version, run) and software made the predictions, from the submission's attributes."""
+    from autoice.submission import read_provenance
+
+    attrs = read_provenance(sub)
+    if not attrs:
+        return '<p class="meta">provenance: not recorded (the submission was not written by autoice predict)</p>'
+    rows = "".join(f'<tr><td class="l">{html.escape(_PROVENANCE_LABELS[k])}</td><td class="l">{html.escape(v)}'
+                   "</td></tr>" for k, v in attrs.items())  # fmt: skip
+    return f'<h2>Provenance</h2><table class="provenance">{rows}</table>'
+
+
 def _page(
     report: ScoreReport, res: Scores, sub: Path, reference: Sequence[PathLike], maps: dict[str, bytes],
     cms: dict[str, bytes], groups: dict[str, list[SceneGroup]],
@@ -207,6 +224,7 @@ def _page(
         f'<p class="meta">prediction {esc(str(sub))}<br>reference {esc(", ".join(str(r) for r in reference))}<br>'
         f"{len(report.scenes)} scenes; written {esc(now)} by autoice {esc(__version__)}</p>",
     ]
+    parts.append(_provenance_block(sub))
     problems = [f"{p}; its chart scores 0 (as on the challenge server)" for p in report.problems]
     problems += [f"{n}: in the submission but matches no reference scene (ignored)" for n in report.extra]
     if problems:

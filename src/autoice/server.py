@@ -113,7 +113,49 @@ class RequestGuard:
             replayed = True
             return {"type": "http.request", "body": body, "more_body": False}
 
-        await self.app(scope, replay, send)
+        await self.app(scope, replay, _reason_first(send))
+
+
+def short_error(body: bytes) -> bytes:
+    """A 400 answer with the reason alone: MLflow writes the whole request before it.
+
+    MLflow's scoring server answers a model's input error with ``Failed to predict data '<the request
+    as text>'. Error: <reason>``; a patch of channels is kilobytes to megabytes of numbers before the
+    one line a client needs. Other answers are returned as they are.
+    """
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return body
+    message = payload.get("message") if isinstance(payload, dict) else None
+    if isinstance(message, str) and message.startswith("Failed to predict data ") and "\nError: " in message:
+        payload["message"] = message.rsplit("\nError: ", 1)[1]
+        return json.dumps(payload).encode()
+    return body
+
+
+def _reason_first(send: Send) -> Send:
+    """``send`` for the wrapped app, with a 400 answer's body passed through :func:`short_error`."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def guarded(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start" and message.get("status") == 400:
+            start = message  # held until the body is complete: its length changes
+            return
+        if start is not None and message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if message.get("more_body", False):
+                return
+            body = short_error(b"".join(chunks))
+            headers = [(k, v) for k, v in start.get("headers", []) if k.lower() != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await send(message)
+
+    return guarded
 
 
 def make_app(model_uri: str, *, tracking_uri: str | None = None) -> ASGIApp:

@@ -12,9 +12,10 @@ indices). Served, a request is a JSON object of named channel patches::
 posted to ``/invocations`` with ``Content-Type: application/json`` (curl example in the README),
 and the answer is ``{"predictions": {"SIC": [[[..]]], "SOD": [[[..]]], "FLOE": [[[..]]]}}``. Values are
 standard-scaled as in training (0 = no data) at the model's resolution. A request missing a channel,
-naming an unknown one, or with mismatched shapes, non-numbers or non-finite values is answered with HTTP
-400. Serve with ``autoice serve`` (:mod:`autoice.server`: MLflow's server with the requests it mishandles
-answered in front of it).
+or with mismatched shapes, non-numbers or non-finite values is answered with HTTP 400; channels the
+model does not take are ignored (MLflow's signature enforcement drops them before the model sees the
+request, so the answer is 200, as the README says). Serve with ``autoice serve`` (:mod:`autoice.server`:
+MLflow's server with the requests it mishandles answered in front of it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 
 from autoice import schema
 from autoice.errors import AutoiceError
+from autoice.tracking import unreachable, use_store
 
 if TYPE_CHECKING:
     import torch
@@ -185,32 +187,6 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
         return {chart: classes[chart].numpy() for chart in schema.CHARTS}
 
 
-@contextlib.contextmanager
-def _store(tracking_uri: str | None) -> Iterator[None]:
-    """Point MLflow's fluent API (tracking and registry) at a store for a block, then put it back exactly."""
-    if tracking_uri is None:
-        yield
-        return
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
-    # The explicitly set URIs (None when unset, so "follow the environment" survives the block).
-    before = (tracking_utils._tracking_uri, registry_utils._registry_uri)
-    env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
-        for k, v in env.items():  # set_*_uri export to the environment; leave it as it was
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def pip_requirements() -> list[str]:
     """The runtime dependencies of autoice pinned to the installed versions (no dependency inference at log time).
 
@@ -274,7 +250,7 @@ def _in_run(run_id: str) -> Iterator[None]:
         client.set_terminated(run_id, status=before.status, end_time=before.end_time)
 
 
-def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
+def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str, progress: bool = True) -> str:
     """Log a checkpoint as the pyfunc model ``model`` of an existing run; returns the model URI.
 
     The checkpoint goes in slimmed to weights + config + history; requirements are pinned
@@ -286,7 +262,7 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str) -> str:
     network_from_checkpoint(state, checkpoint)  # a model that could not be served is not logged
     inputs = list(state.get("inputs") or state["config"]["data"]["inputs"])
     score = state.get("best_score")
-    with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, _store(tracking_uri):
+    with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, use_store(tracking_uri), _artifact_bars(progress):
         slim = Path(tmp) / "best.pt"
         save_checkpoint(slim, {k: state[k] for k in _KEPT if k in state})
         try:
@@ -328,8 +304,8 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
     """
     from mlflow import MlflowClient
 
-    with _store(tracking_uri):
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    with use_store(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=mlflow.get_registry_uri())
         try:
             mv = mlflow.register_model(model_uri, name, tags={SCORE_TAG: repr(float(score))})
             versions = client.search_model_versions(f"name = '{name}'")
@@ -340,17 +316,25 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
     return int(mv.version)
 
 
-def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.PyFuncModel:
+def load_model(uri: str, *, tracking_uri: str | None = None, progress: bool = True) -> mlflow.pyfunc.PyFuncModel:
     """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``).
 
     The store is only read: one that does not exist is an error naming it, never a new empty store.
+    A model from a remote store is downloaded into a temporary folder that is removed once the model
+    is in memory (MLflow's own download would leave a copy in /tmp per load). ``progress=False``
+    silences MLflow's download bars (``--quiet``).
     """
-    with _store(tracking_uri):
+    with use_store(tracking_uri), _artifact_bars(progress), tempfile.TemporaryDirectory(prefix="autoice-load-"
+                                                                                          ) as tmp:  # fmt: skip
         if uri.startswith(("models:/", "runs:/")):
             _require_stores(uri, explicit=tracking_uri is not None)
         try:
-            return mlflow.pyfunc.load_model(uri)
+            return mlflow.pyfunc.load_model(uri, dst_path=tmp)
         except MlflowException as exc:
+            down = unreachable(exc.message)
+            if down is not None:
+                raise AutoiceError(f"{uri}: cannot reach the MLflow tracking server {mlflow.get_tracking_uri()} "
+                                   f"({down})") from exc  # fmt: skip
             raise AutoiceError(f"{uri}: cannot load the model ({exc.message.splitlines()[0]})") from exc
         except OSError as exc:
             raise AutoiceError(f"{uri}: cannot load the model ({exc})") from exc
@@ -362,27 +346,56 @@ def load_model(uri: str, *, tracking_uri: str | None = None) -> mlflow.pyfunc.Py
                                f"{type(exc).__name__}: {first})") from exc  # fmt: skip
 
 
+@contextlib.contextmanager
+def _artifact_bars(shown: bool) -> Iterator[None]:
+    """MLflow's artifact download progress bars on or off for a block (its documented variable)."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    saved = os.environ.get(name)
+    if not shown:
+        os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def model_version(uri: str, *, tracking_uri: str | None = None) -> str:
+    """The registry version a ``models:/NAME@ALIAS`` or ``models:/NAME/VERSION`` URI names, else ''."""
+    if not uri.startswith("models:/"):
+        return ""
+    ref = uri[len("models:/") :].strip("/")
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        with use_store(tracking_uri):
+            try:
+                return str(mlflow.MlflowClient().get_model_version_by_alias(name, alias).version)
+            except MlflowException:
+                return ""
+    parts = ref.split("/")
+    return parts[1] if len(parts) == 2 and parts[1].isdigit() else ""
+
+
 def _require_stores(uri: str, *, explicit: bool) -> None:
     """Refuse to resolve ``uri`` in a local store that does not exist: MLflow would create an empty one.
 
     ``runs:/`` needs the tracking store; ``models:/`` the registry too (usually the same store).
     The message says which store was looked in, and why there (argument, variable or MLflow's default).
     """
-    from mlflow.tracking._model_registry import utils as registry_utils
-    from mlflow.tracking._tracking_service import utils as tracking_utils
-
     from autoice.tracking import local_store_fault
 
-    checks = [("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri(), tracking_utils._tracking_uri)]
+    checks = [("MLFLOW_TRACKING_URI", mlflow.get_tracking_uri())]
     if uri.startswith("models:/"):
-        checks.append(("MLFLOW_REGISTRY_URI", mlflow.get_registry_uri(), registry_utils._registry_uri))
-    for variable, store, set_here in checks:
+        checks.append(("MLFLOW_REGISTRY_URI", mlflow.get_registry_uri()))
+    for variable, store in checks:
         fault = local_store_fault(store)
         if fault is None:
             continue
-        if explicit or set_here is not None:
+        if explicit:
             where = f"looked in the MLflow store {store}"
-        elif os.environ.get(variable):
+        elif os.environ.get(variable):  # also what mlflow.set_tracking_uri/set_registry_uri set
             where = f"looked in {variable}={os.environ[variable]}"
         elif variable == "MLFLOW_TRACKING_URI":
             where = f"MLFLOW_TRACKING_URI is not set, so looked in MLflow's default store {store}"

@@ -103,6 +103,29 @@ class SubmissionWriter(AtomicNetCDF):
             var[...] = a.astype(np.uint8, copy=False)
         self.variables.append(name)
 
+    def set_provenance(self, attrs: Mapping[str, str]) -> None:
+        """Global attributes saying what made the file (model, version, run, software, time, scenes).
+
+        Attributes, not variables: the challenge's checks (and :func:`validate_submission`) look only at
+        variables, so the file stays a valid upload package.
+        """
+        with deferred():
+            for key, value in attrs.items():
+                self._nc.setncattr(key, str(value))
+
+
+#: Global attributes :func:`autoice.predict.predict` writes into ``upload_package.nc`` (ACDD names where
+#: one exists), in the order the report shows them.
+PROVENANCE_ATTRIBUTES = ("autoice_model", "autoice_model_version", "autoice_run_id", "source", "date_created",
+                         "autoice_scenes")  # fmt: skip
+
+
+def read_provenance(path: PathLike) -> dict[str, str]:
+    """The provenance attributes of a submission (those present), or {} for a file written without them."""
+    with _open_nc(path) as nc:
+        names = set(nc.ncattrs())
+        return {k: str(nc.getncattr(k)) for k in PROVENANCE_ATTRIBUTES if k in names}
+
 
 def write_submission(predictions: Mapping[str, Mapping[str, np.ndarray]], path: PathLike) -> Path:
     """Write the official upload package atomically.

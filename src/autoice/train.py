@@ -48,7 +48,7 @@ from autoice.devices import (
 )
 from autoice.errors import AutoiceError, ConfigError, SceneError, where
 from autoice.scenes import SceneKind, find_scenes, open_scene, read_variable
-from autoice.tracking import NullTracker
+from autoice.tracking import NullTracker, Tracker
 
 
 @dataclass
@@ -62,6 +62,8 @@ class TrainResult:
     run_id: str | None
     history: list[dict[str, float]] = field(default_factory=list)
     replica_max_diff: float | None = None
+    tracking_uri: str | None = None  # the store the run is in (rank 0)
+    run_url: str | None = None  # the run's page, when the store is a tracking server
 
 
 @dataclass
@@ -102,6 +104,7 @@ class _Run:
     t_start: float = 0.0  # perf_counter when the epochs start
     trained_s: float = 0.0  # training time before a resume, so elapsed_s keeps counting
     ema: torch.optim.swa_utils.AveragedModel | None = None  # weight averages (train.ema_decay > 0)
+    progress: bool = True  # progress bars (ours and MLflow's)
 
     @property
     def evaluated(self) -> torch.nn.Module:
@@ -168,15 +171,16 @@ def _train(cfg: Config, data: Any, work: Path, *, val_data: Any, cache_dir: Any,
     _seed(cfg.train.seed + d.rank)
     scenes = _prepare_data(cfg, d, work, data, val_data, cache_dir, progress=progress)
     run = _build_training(cfg, d, device, work, scenes, state)
+    run.progress = progress
     if d.main:  # checkpoints hold model, EMA and Adam's two moments; the store needs a few MiB
         n_params = sum(p.numel() for p in run.model.parameters())
         require_space(work, (8 << 20) + 2 * 4 * 4 * n_params, "the run's checkpoints and MLflow store")
-    _start_tracking(run)
-    loader = make_loader(scenes.train, cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed, rank=d.rank,
-                         world_size=d.world_size, batches=cfg.train.batches_per_epoch)  # fmt: skip
-    status = "FAILED"
-    run.t_start = time.perf_counter()
+    status = "FAILED"  # any error once the run exists ends it FAILED; Ctrl-C or a signal (SIGTERM) KILLED
     try:
+        _start_tracking(run)
+        run.t_start = time.perf_counter()
+        loader = make_loader(scenes.train, cfg.data, batch_size=cfg.train.batch_size, seed=cfg.train.seed,
+                             rank=d.rank, world_size=d.world_size, batches=cfg.train.batches_per_epoch)  # fmt: skip
         for epoch in range(run.start_epoch, cfg.train.epochs):
             record = _train_epoch(run, loader, epoch, progress=progress)
             over_budget = _over_budget(run, record)
@@ -197,7 +201,9 @@ def _train(cfg: Config, data: Any, work: Path, *, val_data: Any, cache_dir: Any,
             run.tracker.end(status)
         shutdown(d)
     best = run.best_path if run.best_path.exists() else None
-    return TrainResult(work, run.last_path, best, run.best, run.tracker.run_id, run.history, replica_diff)
+    url = run.tracker.run_url() if isinstance(run.tracker, Tracker) else None
+    return TrainResult(work, run.last_path, best, run.best, run.tracker.run_id, run.history, replica_diff,
+                       tracking_uri=getattr(run.tracker, "uri", None), run_url=url)  # fmt: skip
 
 
 # --- the steps of train(), in the order it calls them ---------------------------------------------
@@ -364,22 +370,50 @@ def _restore(run: _Run, state: dict[str, Any]) -> None:
 
 
 def _start_tracking(run: _Run) -> None:
-    """Rank 0 opens the MLflow run (or reopens the resumed one) and logs the config.
+    """Rank 0 opens the MLflow run (or reopens the resumed one) and logs the config and the data.
 
-    The tags say which code, data and validation rule the run used.
+    The tags say which code, data and validation rule the run used; the training and validation
+    scenes are the run's inputs (``mlflow.log_input``, contexts ``training`` and ``validation``).
     """
-    from autoice.tracking import Tracker, git_commit
+    from autoice.tracking import Tracker, git_commit, tracking_uri
 
     if not run.dist.main:
         return
     cfg, s = run.cfg, run.scenes
-    run.tracker = Tracker(run.work, run_id=run.run_id, run_name=f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}",
+    tables = [(scene_dataset(files, name), name) for files, name in ((s.train_files, "training"),
+                                                                    (s.val_files, "validation")) if files]  # fmt: skip
+    run.tracker = Tracker(tracking_uri(run.work), run_id=run.run_id,
+                          run_name=f"{cfg.preset}-{time.strftime('%Y%m%d-%H%M%S')}", input_tables=tables,
                           tags={"mlflow.source.git.commit": git_commit(), "dataset_fingerprint": s.fingerprint,
                                 "preset": cfg.preset, "n_train_scenes": str(len(s.train_files)),
                                 "n_val_scenes": str(len(s.val_files)), "world_size": str(run.dist.world_size),
                                 "validation_rule": s.rule})  # fmt: skip
     run.tracker.log_params(cfg.flat())
     run.tracker.log_artifact(run.work / "config.yaml")
+
+
+def scene_dataset(files: list[Path], name: str) -> Any:
+    """An ``mlflow.data`` dataset of scenes: one row per file (name, size, ice service, start date).
+
+    Its source is the folder holding the scenes (their common folder); MLflow's digest of the table
+    identifies the scene list, so two runs on the same scenes show the same dataset.
+    """
+    import warnings
+
+    import mlflow.data
+    import pandas as pd
+    from mlflow.data.sources import LocalArtifactDatasetSource
+
+    rows = []
+    for f in files:
+        parts = schema.parse_rtt_name(f.name)
+        rows.append({"file": f.name, "size": f.stat().st_size, "service": parts.service if parts else "",
+                     "date": parts.start if parts else ""})  # fmt: skip
+    folder = os.path.commonpath([str(f.resolve().parent) for f in files])
+    with warnings.catch_warnings():  # MLflow's hint that integer columns cannot hold missing values
+        warnings.simplefilter("ignore", UserWarning)
+        return mlflow.data.from_pandas(pd.DataFrame(rows), source=LocalArtifactDatasetSource(folder),
+                                       name=f"{name}-scenes")  # fmt: skip
 
 
 def _train_epoch(run: _Run, loader: Any, epoch: int, *, progress: bool) -> dict[str, float]:
@@ -534,7 +568,7 @@ def _register(run: _Run, name: str) -> None:
     from autoice import serving
 
     tracker = run.tracker
-    uri = serving.log_model(run.best_path, tracking_uri=tracker.uri, run_id=tracker.run_id)
+    uri = serving.log_model(run.best_path, tracking_uri=tracker.uri, run_id=tracker.run_id, progress=run.progress)
     version = serving.register(uri, name, tracking_uri=tracker.uri, score=run.best)
     _say(run.dist, f"registered {name} version {version} ({uri})")
 

@@ -21,13 +21,15 @@ def command(workdir: Path, n_train: int, n_test: int, height: int, width: int, s
             overrides: tuple[str, ...], quiet: bool) -> None:  # fmt: skip
     """Synthesise scenes, train the demo preset, register, predict, score and draw: a few minutes on 2 cores."""
     from autoice.demo import run_demo
-    from autoice.tracking import tracking_uri
+    from autoice.tracking import is_local_store, tracking_uri
 
     r = run_demo(workdir, n_train=n_train, n_test=n_test, height=height, width=width, seed=seed,
                  overrides=overrides, progress=not quiet)  # fmt: skip
     w = r.workdir
     s = r.scores
     uri = tracking_uri(w)  # the workdir's store unless MLFLOW_TRACKING_URI says otherwise (e.g. `mlflow run`)
+    # `mlflow ui` opens a local store; a server is its own UI
+    ui = f"MLflow UI:  mlflow ui --backend-store-uri {uri}" if is_local_store(uri) else f"MLflow UI:  {uri}"
     click.echo(f"\nscore on {n_test} synthetic test scenes: combined {s['combined']:.3f}  "
                f"(SIC R² {s['SIC']:.3f}, SOD F1 {s['SOD']:.3f}, FLOE F1 {s['FLOE']:.3f})")  # fmt: skip
     click.echo("took " + ", ".join(f"{k} {v:.0f} s" for k, v in r.timings.items()))
@@ -39,6 +41,5 @@ everything is in {w}/:
   report.html           scores, per-class F1, confusion matrices and maps in one page
   figures/              maps of each test scene: inputs, reference, prediction, errors
   checkpoints/best.pt   the best model; registered in MLflow as {r.model_uri}
-MLflow UI:  mlflow ui --backend-store-uri {uri}
-Serve it:   MLFLOW_TRACKING_URI={uri} \\
-              mlflow models serve -m {r.model_uri} --env-manager local""")
+{ui}
+Serve it:   autoice serve -m {r.model_uri} --tracking-uri {uri}""")

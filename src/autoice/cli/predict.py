@@ -21,9 +21,13 @@ import click
 @click.option("--uncertainty", "uncertainty_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write per-pixel uncertainty maps (<scene>_uncertainty.nc) into this folder.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--tracking-uri", default=None, metavar="URI",
+              help="MLflow store that models:/ and runs:/ URIs are looked up in (sqlite:///WORKDIR/mlflow.db, "
+              "http://HOST:5000). Default: MLFLOW_TRACKING_URI, else the mlflow.db of a training workdir given "
+              "as --model.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def command(models: tuple[str, ...], data: tuple[Path, ...], output: Path, tta: bool, max_memory: float,
-            uncertainty_dir: Path | None, device: str, quiet: bool) -> None:  # fmt: skip
+            uncertainty_dir: Path | None, device: str, tracking_uri: str | None, quiet: bool) -> None:  # fmt: skip
     """Predict SIC, SOD and FLOE for every test scene and write the challenge submission file.
 
     The file is checked with the same rules as `autoice validate` before the command returns. A bad
@@ -31,10 +35,13 @@ def command(models: tuple[str, ...], data: tuple[Path, ...], output: Path, tta: 
     """
     from autoice.errors import ScenesFailed
     from autoice.predict import predict
+    from autoice.tracking import model_store_uri
 
+    store = model_store_uri(tracking_uri, models)
     try:
         result = predict(list(models), list(data), output, tta=tta, max_memory_gb=max_memory,
-                         uncertainty_dir=uncertainty_dir, device=device, progress=not quiet)  # fmt: skip
+                         uncertainty_dir=uncertainty_dir, device=device, progress=not quiet,
+                         tracking_uri=store)  # fmt: skip
     except ScenesFailed as exc:  # no submission; say which per-scene outputs the good scenes left
         if exc.partial is not None and exc.partial.uncertainty:
             click.echo(f"uncertainty maps: {uncertainty_dir} ({len(exc.partial.uncertainty)} files)")

@@ -45,7 +45,7 @@ def command(
     """
     from autoice.config import load_config
     from autoice.errors import ConfigError
-    from autoice.tracking import tracking_uri
+    from autoice.tracking import is_local_store
     from autoice.train import train
 
     if resume:
@@ -67,6 +67,11 @@ def command(
     click.echo(f"best validation combined score: {best}")
     click.echo(f"best checkpoint: {result.best_checkpoint}")
     click.echo(f"last checkpoint: {result.last_checkpoint}")
-    click.echo(f"MLflow run: {result.run_id}  (mlflow ui --backend-store-uri {tracking_uri(workdir)})")
+    if result.run_url:
+        click.echo(f"MLflow run: {result.run_id}  ({result.run_url})")
+    elif result.tracking_uri and is_local_store(result.tracking_uri):
+        click.echo(f"MLflow run: {result.run_id}  (mlflow ui --backend-store-uri {result.tracking_uri})")
+    else:
+        click.echo(f"MLflow run: {result.run_id}  (in {result.tracking_uri})")
     if result.replica_max_diff is not None:
         click.echo(f"DDP replicas max |weight difference|: {result.replica_max_diff:.3g}")

@@ -148,17 +148,50 @@ class _SharedCall:
 
 # ----------------------------------------------------------------------------- a Dask cluster
 def connect(address: str) -> Any:
-    """A ``distributed.Client`` of the scheduler at ``address``, or one AutoiceError line saying why not."""
+    """A ``distributed.Client`` of the scheduler at ``address``, or one AutoiceError line saying why not.
+
+    The address is parsed and, for TCP, the port probed first: a ``Client`` that fails to start
+    leaves a half-made object behind whose clean-up stalls the exit and prints tracebacks.
+    """
     try:
         from distributed import Client
+        from distributed.comm.addressing import parse_address, parse_host_port
+        from distributed.comm.registry import backends
     except ImportError as exc:  # pragma: no cover - a dependency
         raise AutoiceError(f"--scheduler {address}: dask.distributed is not installed ({exc})") from exc
     try:
+        scheme, loc = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme!r}, expected one of {', '.join(sorted(backends))}")
+        host, port = parse_host_port(loc) if scheme in ("tcp", "tls") else (None, None)
+    except (ValueError, TypeError) as exc:
+        raise AutoiceError(f"{address}: not a Dask scheduler address, e.g. tcp://host:8786 ({exc})") from exc
+    if host is not None:
+        _probe(address, host, int(port))
+    try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AutoiceError(f"{address}: cannot reach the Dask scheduler within {CONNECT_TIMEOUT_S:g} s ({why})"
-                           ) from exc  # fmt: skip
+        raise AutoiceError(f"{address}: cannot connect to the Dask scheduler ({_first_line(exc)})") from exc
+
+
+def _probe(address: str, host: str, port: int) -> None:
+    """Wait until ``host:port`` accepts a TCP connection, up to :data:`CONNECT_TIMEOUT_S`."""
+    import socket
+
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=max(0.1, deadline - time.monotonic())):
+                return
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise AutoiceError(f"{address}: cannot reach the Dask scheduler within {CONNECT_TIMEOUT_S:g} s "
+                                   f"({_first_line(exc)}); is `dask scheduler` running there?") from exc  # fmt: skip
+            time.sleep(0.2)
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _on_cluster(fn: Callable[..., Any], jobs: Sequence[tuple], labels: Sequence[str], batch: Batch[Any],
@@ -202,13 +235,13 @@ def _on_cluster(fn: Callable[..., Any], jobs: Sequence[tuple], labels: Sequence[
     except AutoiceError:
         raise
     except (OSError, TimeoutError) as exc:
-        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise AutoiceError(f"{address}: lost the Dask scheduler ({why})") from exc
+        raise AutoiceError(f"{address}: lost the Dask scheduler ({_first_line(exc)})") from exc
     finally:
         with contextlib.suppress(Exception):
             client.cancel(list(futures), force=True)
         with contextlib.suppress(Exception):
             client.close(timeout=5)
+        _sweep(outputs)  # what a worker on this machine left (its own machine swept above, when it could)
 
 
 def _wait(wait: Callable[..., Any], pending: set[Any]) -> tuple[set[Any], set[Any]]:

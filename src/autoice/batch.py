@@ -90,10 +90,18 @@ def run_each(fn: Callable[..., R], jobs: Sequence[tuple], labels: Sequence[str],
     batch: Batch[R] = Batch(len(jobs))
     if shared is not _NOTHING:
         fn, jobs = _SharedCall(fn), [(_SHARED_HERE, *job) for job in jobs]
+    if scheduler:  # before the bar: an unreachable scheduler is one line, not a bar cut short
+        client = connect(scheduler)
+        try:
+            with tqdm(total=len(jobs), desc=desc, unit="scene", disable=not progress, file=sys.stderr) as bar:
+                _on_cluster(client, fn, jobs, labels, batch, bar.update, scheduler, shared, desc, outputs)
+        finally:
+            with contextlib.suppress(Exception):
+                client.close(timeout=5)
+            _sweep(outputs)  # what a worker on this machine left (each worker's machine was swept, when it could)
+        return batch
     with tqdm(total=len(jobs), desc=desc, unit="scene", disable=not progress, file=sys.stderr) as bar:
-        if scheduler:
-            _on_cluster(fn, jobs, labels, batch, bar.update, scheduler, shared, desc, outputs)
-        elif workers <= 1 or len(jobs) <= 1:
+        if workers <= 1 or len(jobs) <= 1:
             _set_shared(shared)
             for i, job in enumerate(jobs):
                 try:
@@ -194,14 +202,13 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-def _on_cluster(fn: Callable[..., Any], jobs: Sequence[tuple], labels: Sequence[str], batch: Batch[Any],
+def _on_cluster(client: Any, fn: Callable[..., Any], jobs: Sequence[tuple], labels: Sequence[str], batch: Batch[Any],
                 tick: Callable[[], Any], address: str, shared: Any, desc: str,
                 outputs: Sequence[str | PathLike[str]]) -> None:  # fmt: skip
-    """Run every job as a task on the cluster at ``address``; collect results as they come back."""
+    """Run every job as a task on ``client``'s cluster; collect results as they come back."""
     from distributed import wait
     from distributed.scheduler import KilledWorker
 
-    client = connect(address)
     futures: dict[Any, int] = {}
     try:
         _await_workers(client, address, time.monotonic())
@@ -239,9 +246,6 @@ def _on_cluster(fn: Callable[..., Any], jobs: Sequence[tuple], labels: Sequence[
     finally:
         with contextlib.suppress(Exception):
             client.cancel(list(futures), force=True)
-        with contextlib.suppress(Exception):
-            client.close(timeout=5)
-        _sweep(outputs)  # what a worker on this machine left (its own machine swept above, when it could)
 
 
 def _wait(wait: Callable[..., Any], pending: set[Any]) -> tuple[set[Any], set[Any]]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from autoice import schema
-from autoice.atomic import ensure_folder
+from autoice.atomic import ensure_folder, work_folder
 from autoice.config import Config
 from autoice.errors import AutoiceError, SceneError, SubmissionError, where
 from autoice.scenes import SceneKind, find_scenes, open_scene
@@ -176,8 +176,6 @@ def predict(
     """
     import multiprocessing
     import re
-    import shutil
-    import tempfile
 
     from autoice.batch import run_each
     from autoice.data.inputs import upsample_to
@@ -194,14 +192,9 @@ def predict(
         ensure_folder(uncertainty_dir)  # a folder problem is one error, not one per scene
     result = PredictResult(Path(output))
     shapes: dict[str, tuple[int, int]] = {}
-    folder = ensure_folder(Path(output).parent)
     opts = {"tta": tta, "budget": max_memory_gb * 1e9, "device": device,
             "uncertainty_dir": None if uncertainty_dir is None else str(uncertainty_dir)}  # fmt: skip
-    try:
-        parts = Path(tempfile.mkdtemp(prefix=f".{Path(output).name}.", suffix=".parts", dir=folder))
-    except OSError as exc:
-        raise SubmissionError(output, f"cannot write beside this file: {exc.strerror or exc}") from exc
-    try:
+    with work_folder(output) as parts:  # each scene's classes, removed once they are in the submission
         jobs = [(f, str(parts), opts) for f in files]
         batch = run_each(_predict_one, jobs, [str(f) for f in files], desc="predict", progress=progress,
                          workers=workers, scheduler=scheduler, shared=loaded,
@@ -218,8 +211,6 @@ def predict(
                     writer.add(scene.key, chart, upsample_to(scene.shape, classes[chart], d))
                 shapes[scene.key] = scene.shape
                 result.scenes.append(scene.key)
-    finally:
-        shutil.rmtree(parts, ignore_errors=True)
     problems = validate_submission(output, shapes)
     if problems:
         raise SubmissionError(output, "written submission fails validation: " + "; ".join(problems[:5]))

@@ -274,7 +274,8 @@ def test_a_scheduler_that_refuses_connections_is_one_line(synth_data, tmp_path, 
                                         "([Errno 111] Connection refused); is `dask scheduler` running there?"]
 
 
-@pytest.mark.parametrize("address", ["nonsense", "tcp://127.0.0.1:port", "foo://host:1"])
+@pytest.mark.parametrize("address", ["nonsense", "tcp://127.0.0.1:port", "foo://host:1", "inproc://x",
+                                     "tcp://127.0.0.1:99999"])
 def test_a_malformed_scheduler_address_is_one_line(synth_data, tmp_path, capsys, address):
     code, _, err = _cli(["prepare", synth_data / "raw", "-o", tmp_path, "--scheduler", address], capsys)
     assert code == 1

@@ -158,7 +158,7 @@ class _SharedCall:
 def connect(address: str) -> Any:
     """A ``distributed.Client`` of the scheduler at ``address``, or one AutoiceError line saying why not.
 
-    The address is parsed and, for TCP, the port probed first: a ``Client`` that fails to start
+    The address is parsed and its port probed first: a ``Client`` that fails to start
     leaves a half-made object behind whose clean-up stalls the exit and prints tracebacks.
     """
     try:
@@ -169,13 +169,15 @@ def connect(address: str) -> Any:
         raise AutoiceError(f"--scheduler {address}: dask.distributed is not installed ({exc})") from exc
     try:
         scheme, loc = parse_address(address)
-        if scheme not in backends:
-            raise ValueError(f"unknown scheme {scheme!r}, expected one of {', '.join(sorted(backends))}")
-        host, port = parse_host_port(loc) if scheme in ("tcp", "tls") else (None, None)
+        networked = sorted(set(backends) - {"inproc"})  # inproc reaches only this very process
+        if scheme not in networked:
+            raise ValueError(f"unknown scheme {scheme!r}, expected one of {', '.join(networked)}")
+        host, port = parse_host_port(loc)
+        if not 0 < int(port) < 65536:
+            raise ValueError(f"port {port} is not 1..65535")
     except (ValueError, TypeError) as exc:
         raise AutoiceError(f"{address}: not a Dask scheduler address, e.g. tcp://host:8786 ({exc})") from exc
-    if host is not None:
-        _probe(address, host, int(port))
+    _probe(address, host, int(port))
     try:
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError, TypeError) as exc:

@@ -186,6 +186,32 @@ def test_a_bad_scene_on_a_cluster_is_named_and_the_others_finish(cluster, synth_
     assert len(list((tmp_path / "out").glob("*_prep.nc"))) == len(files) - 1
 
 
+def test_synth_and_the_training_cache_on_a_cluster_equal_a_local_run(cluster, tmp_path, capsys):
+    from autoice.config import DataConfig
+    from autoice.data.cache import build_cache
+    from autoice.synth import synthesize
+
+    synthesize(tmp_path / "local", n_train=2, n_test=1, height=48, width=64, seed=4, progress=False)
+    before = _tasks_run(cluster, "synth")
+    code, _, err = _cli(["synth", tmp_path / "dask", "--train", "2", "--test", "1", "--height", "48", "--width", "64",
+                         "--seed", "4", "--quiet", "--scheduler", cluster.scheduler_address], capsys)  # fmt: skip
+    assert code == 0, err
+    assert _tasks_run(cluster, "synth") - before == 3
+    for folder in ("raw", "train", "test"):
+        _assert_same_files(tmp_path / "local" / folder, tmp_path / "dask" / folder)
+    scenes = sorted((tmp_path / "local" / "train").glob("*_prep.nc"))
+    cfg = DataConfig(inputs=["nersc_sar_primary", "nersc_sar_secondary", "month"], downscale=2)
+    local = build_cache(scenes, cfg, tmp_path / "cache_local", progress=False)
+    before = _tasks_run(cluster, "caching-scenes")
+    remote = build_cache(scenes, cfg, tmp_path / "cache_dask", progress=False, scheduler=cluster.scheduler_address)
+    assert _tasks_run(cluster, "caching-scenes") - before == 2
+    for a, b in zip(local, remote, strict=True):
+        assert a.key == b.key and a.valid == b.valid
+        np.testing.assert_array_equal(a.inputs, b.inputs)
+        np.testing.assert_array_equal(a.labels, b.labels)
+    assert not _leftovers(tmp_path)
+
+
 # ----------------------------------------------------------------------------- workers that die
 class _Watch(threading.Thread):
     """Call ``act(pid)`` once, as soon as a worker's temporary output file appears in ``folder``."""

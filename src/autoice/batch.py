@@ -217,9 +217,10 @@ def _on_cluster(client: Any, fn: Callable[..., Any], jobs: Sequence[tuple], labe
         if shared is not _NOTHING:
             ref = client.scatter(shared, broadcast=True, hash=False)  # once per worker, not per task
             jobs = [(ref, *job[1:]) for job in jobs]
+        name = "-".join(desc.split()) or "job"  # keys the dashboard groups by: autoice-<command>-<run>-<job>
         run = uuid.uuid4().hex[:8]
         for i, job in enumerate(jobs):
-            key = f"autoice-{desc or 'job'}-{run}-{i}"
+            key = f"autoice-{name}-{run}-{i}"
             futures[client.submit(fn, *job, key=key, pure=False)] = i
         pending = set(futures)
         idle_since: float | None = None

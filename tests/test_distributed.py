@@ -307,3 +307,26 @@ def test_a_malformed_scheduler_address_is_one_line(synth_data, tmp_path, capsys,
     assert code == 1
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"autoice: error: {address}: not a Dask scheduler address")
+
+
+def _dies_on_one(i: int) -> int:
+    if i == 1:
+        os._exit(1)  # as a crash in a library or the out-of-memory killer would
+    return i * 10
+
+
+def test_a_scene_that_kills_every_worker_it_meets_is_a_bad_scene(monkeypatch):
+    import sys
+
+    import cloudpickle
+    import dask
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the workers cannot import this test module
+    try:
+        with dask.config.set({"distributed.scheduler.allowed-failures": 1}), _cluster(2) as c:
+            done = batch.run_each(_dies_on_one, [(0,), (1,), (2,)], ["a.nc", "b.nc", "c.nc"], progress=False,
+                                  scheduler=c.scheduler_address)  # fmt: skip
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert done.results == {0: 0, 2: 20}
+    assert list(done.failures) == [1] and str(done.failures[1]) == f"b.nc: {batch.WORKER_DIED}"

@@ -209,6 +209,7 @@ def _on_cluster(client: Any, fn: Callable[..., Any], jobs: Sequence[tuple], labe
                 outputs: Sequence[str | PathLike[str]]) -> None:  # fmt: skip
     """Run every job as a task on ``client``'s cluster; collect results as they come back."""
     from distributed import wait
+    from distributed.client import FutureCancelledError
     from distributed.scheduler import KilledWorker
 
     futures: dict[Any, int] = {}
@@ -237,6 +238,9 @@ def _on_cluster(client: Any, fn: Callable[..., Any], jobs: Sequence[tuple], labe
                     batch.failures[i] = exc
                 except KilledWorker:  # Dask gave up after it killed several workers
                     batch.failures[i] = SceneError(labels[i], WORKER_DIED)
+                except FutureCancelledError as exc:  # the scheduler dropped it: lost its client, or `shared`
+                    raise AutoiceError(f"{address}: the Dask cluster dropped the scene {labels[i]} "
+                                       f"({_first_line(exc)}); were all workers lost?") from exc  # fmt: skip
                 tick()
             if pending and not done:
                 idle_since = _check_workers(client, address, idle_since)

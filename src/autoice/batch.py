@@ -55,6 +55,14 @@ class Batch(Generic[R]):
     total: int
     results: dict[int, R] = field(default_factory=dict)
     failures: dict[int, AutoiceError] = field(default_factory=dict)
+    #: called with (job index, result) here, as each result arrives; its AutoiceError fails that job
+    on_result: Callable[[int, R], None] | None = None
+
+    def record(self, i: int, result: R) -> None:
+        """Keep a job's result, after handing it to :attr:`on_result`."""
+        if self.on_result is not None:
+            self.on_result(i, result)
+        self.results[i] = result
 
     def done(self) -> list[R]:
         """The good results, in job order."""
@@ -75,7 +83,8 @@ class Batch(Generic[R]):
 def run_each(fn: Callable[..., R], jobs: Sequence[tuple], labels: Sequence[str], *, workers: int = 1,
              desc: str = "", progress: bool = True, mp_context: BaseContext | None = None,
              scheduler: str | None = None, shared: Any = _NOTHING,
-             outputs: Sequence[str | PathLike[str]] = ()) -> Batch[R]:  # fmt: skip
+             outputs: Sequence[str | PathLike[str]] = (),
+             on_result: Callable[[int, R], None] | None = None) -> Batch[R]:  # fmt: skip
     """Call ``fn(*job)`` for every job, in ``workers`` processes when above 1, collecting AutoiceErrors.
 
     ``labels`` name the jobs (the scene's file) for the one failure that has no error of its own: a
@@ -84,10 +93,12 @@ def run_each(fn: Callable[..., R], jobs: Sequence[tuple], labels: Sequence[str],
     weights, say) is sent once per worker process instead of once per job and passed to ``fn`` as
     its first argument: ``fn(shared, *job)``. ``outputs`` are the folders the jobs write into: at
     the end, temporaries that a killed attempt left there are removed (on every worker's machine).
+    ``on_result(i, result)`` runs here as each job's result arrives (to assemble while others still
+    run); an AutoiceError it raises counts as that job's failure.
     """
     from tqdm import tqdm
 
-    batch: Batch[R] = Batch(len(jobs))
+    batch: Batch[R] = Batch(len(jobs), on_result=on_result)
     if shared is not _NOTHING:
         fn, jobs = _SharedCall(fn), [(_SHARED_HERE, *job) for job in jobs]
     if scheduler:  # before the bar: an unreachable scheduler is one line, not a bar cut short
@@ -105,7 +116,7 @@ def run_each(fn: Callable[..., R], jobs: Sequence[tuple], labels: Sequence[str],
             _set_shared(shared)
             for i, job in enumerate(jobs):
                 try:
-                    batch.results[i] = fn(*job)
+                    batch.record(i, fn(*job))
                 except StorageError:
                     raise
                 except AutoiceError as exc:
@@ -231,7 +242,7 @@ def _on_cluster(client: Any, fn: Callable[..., Any], jobs: Sequence[tuple], labe
             for fut in done:
                 i = futures[fut]
                 try:
-                    batch.results[i] = fut.result()
+                    batch.record(i, fut.result())
                 except StorageError:
                     raise
                 except AutoiceError as exc:
@@ -293,7 +304,7 @@ def _check_workers(client: Any, address: str, idle_since: float | None) -> float
 def _settle(batch: Batch[Any], i: int, fut: Future) -> bool:
     """Record a finished future; False if its pool broke before it could finish."""
     try:
-        batch.results[i] = fut.result()
+        batch.record(i, fut.result())
     except StorageError:
         raise
     except AutoiceError as exc:

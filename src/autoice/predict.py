@@ -194,23 +194,29 @@ def predict(
     shapes: dict[str, tuple[int, int]] = {}
     opts = {"tta": tta, "budget": max_memory_gb * 1e9, "device": device,
             "uncertainty_dir": None if uncertainty_dir is None else str(uncertainty_dir)}  # fmt: skip
-    with work_folder(output) as parts:  # each scene's classes, removed once they are in the submission
+    with work_folder(output) as parts, SubmissionWriter(output) as writer:  # atomic: a failure leaves no file
+        arrived: dict[int, ScenePrediction] = {}
+
+        def assemble(i: int, scene: ScenePrediction) -> None:
+            """Add scenes to the submission in job order, while the workers predict the next ones."""
+            arrived[i] = scene
+            while len(result.scenes) in arrived:
+                done = arrived.pop(len(result.scenes))
+                classes = _read_part(done.part)
+                for chart in schema.CHARTS:
+                    writer.add(done.key, chart, upsample_to(done.shape, classes[chart], d))
+                shapes[done.key] = done.shape
+                result.scenes.append(done.key)
+
         jobs = [(f, str(parts), opts) for f in files]
         batch = run_each(_predict_one, jobs, [str(f) for f in files], desc="predict", progress=progress,
-                         workers=workers, scheduler=scheduler, shared=loaded,
+                         workers=workers, scheduler=scheduler, shared=loaded, on_result=assemble,
                          mp_context=multiprocessing.get_context("spawn"),
                          outputs=[parts] + ([uncertainty_dir] if uncertainty_dir is not None else []))  # fmt: skip
-        scenes = batch.done()
-        result.uncertainty = [s.uncertainty for s in scenes if s.uncertainty is not None]
+        result.uncertainty = [s.uncertainty for s in batch.done() if s.uncertainty is not None]
+        # raising here drops the partial file
         batch.check(what="test scenes", outcome=f"no submission written ({Path(output).name} needs every scene)",
                     partial=result)  # fmt: skip
-        with SubmissionWriter(output) as writer:  # atomic: an error here leaves no partial file
-            for scene in scenes:
-                classes = _read_part(scene.part)
-                for chart in schema.CHARTS:
-                    writer.add(scene.key, chart, upsample_to(scene.shape, classes[chart], d))
-                shapes[scene.key] = scene.shape
-                result.scenes.append(scene.key)
     problems = validate_submission(output, shapes)
     if problems:
         raise SubmissionError(output, "written submission fails validation: " + "; ".join(problems[:5]))

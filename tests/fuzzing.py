@@ -283,10 +283,15 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
 
         return Case("inspect", f"{src.name[:30]}", setup, _json_lines if as_json else None)
 
+    #: --scheduler values that fail fast (a refused port costs the connect timeout); "" means local
+    schedulers = ["nonsense", "tcp://", "tcp://127.0.0.1:x", "foo://h:1", "tcp://[::1", "inproc://", "tcp://h:99999",
+                  ""]
+
     def prepare_case(r: np.random.Generator) -> Case:
         def setup(folder: Path) -> list[str]:
             f, _ = _mutated(c.raw, folder / "raw", r)
-            return ["prepare", str(f), "-o", str(folder / "out"), "--quiet"]
+            cluster = ["--scheduler", str(r.choice(schedulers))] if r.random() < 0.3 else []
+            return ["prepare", str(f), "-o", str(folder / "out"), "--quiet", *cluster]
 
         return Case("prepare", "raw", setup, _exists("out/*_prep.nc"))
 

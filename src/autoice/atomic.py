@@ -185,6 +185,25 @@ def _output_fault(exc: BaseException, folder: Path) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def work_folder(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new hidden folder beside ``path`` for the pieces of it; removed when the block ends.
+
+    It lies on the same storage as the output, so workers of a cluster that see the output's
+    folder see it too.
+    """
+    target = Path(path)
+    ensure_folder(target.parent)
+    try:
+        folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".parts", dir=target.parent))
+    except OSError as exc:
+        raise _error(target, f"cannot write here: {_why(exc)}", exc) from exc
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 _W = TypeVar("_W", bound="AtomicNetCDF")
 
 

@@ -15,12 +15,13 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from autoice import schema
-from autoice.atomic import ensure_folder
+from autoice.atomic import ensure_folder, work_folder
 from autoice.config import Config
 from autoice.errors import AutoiceError, SceneError, SubmissionError, where
 from autoice.scenes import SceneKind, find_scenes, open_scene
@@ -167,53 +168,64 @@ def predict(
     device: str = "auto",
     progress: bool = True,
     tracking_uri: str | None = None,
+    workers: int = 1,
+    scheduler: str | None = None,
 ) -> PredictResult:
     """Predict every ``*_prep.nc`` in ``data`` into the submission file ``output``.
+
+    Each scene is one task (:func:`_predict_one`, in ``workers`` local processes or on the Dask
+    cluster at ``scheduler``): it writes the scene's classes at the model's resolution into a hidden
+    folder beside ``output``; this process then assembles and validates the submission. The
+    networks travel once per worker process, and each worker runs them on its own ``device``
+    (``cuda`` on GPU workers, one model per worker).
 
     A bad scene does not stop the others: every good one is predicted (its uncertainty map
     written), then :class:`~autoice.errors.ScenesFailed` names each bad one and ``output`` is not
     written, since a submission without every test scene is invalid.
     """
+    import multiprocessing
+    import re
+
     from autoice.batch import run_each
-    from autoice.data.inputs import scene_inputs, upsample_to
+    from autoice.data.inputs import upsample_to
     from autoice.devices import select_device
-    from autoice.inference import model_options, predict_scene
     from autoice.submission import SubmissionWriter, validate_submission
 
     specs = [model] if isinstance(model, str) else list(model)
-    dev = select_device(device)
-    loaded = load_models(specs, dev, tracking_uri=tracking_uri, progress=progress)
-    cfg = loaded.config
-    d = cfg.data.downscale
+    # checked here once; on a cluster the workers' devices count, not this machine's
+    dev = select_device(re.sub(r"^cuda(:\d+)?$", "cpu", device) if scheduler else device)
+    loaded = load_models(specs, "cpu" if scheduler or workers > 1 else dev, tracking_uri=tracking_uri,
+                         progress=progress)
+    d = loaded.config.data.downscale
     files = _scene_files(data)
     if uncertainty_dir is not None:
         ensure_folder(uncertainty_dir)  # a folder problem is one error, not one per scene
     result = PredictResult(Path(output))
     shapes: dict[str, tuple[int, int]] = {}
-    budget = max_memory_gb * 1e9
+    opts = {"tta": tta, "budget": max_memory_gb * 1e9, "device": device,
+            "uncertainty_dir": None if uncertainty_dir is None else str(uncertainty_dir)}  # fmt: skip
+    with work_folder(output) as parts, SubmissionWriter(output) as writer:  # atomic: a failure leaves no file
+        arrived: dict[int, ScenePrediction] = {}
 
-    def one(path: Path, writer: SubmissionWriter) -> None:
-        with open_scene(path, check_values=False) as ds:
-            shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
-            inputs = scene_inputs(ds, cfg.data.inputs, d, dtype=cfg.data.cache_dtype)  # as in training
-        key = path.name[: schema.SCENE_KEY_LENGTH]
-        tile = choose_tile(cfg, inputs.shape[1:], budget - BASE_MEMORY - inputs.nbytes,
-                           max_tile=CPU_MAX_TILE if dev.type == "cpu" else 8192)  # fmt: skip
-        out = predict_scene(loaded.networks, inputs, **model_options(cfg), device=dev, tile=tile,
-                            tta=tta, amp=dev.type == "cuda", uncertainty=uncertainty_dir is not None)  # fmt: skip
-        del inputs
-        for chart in schema.CHARTS:
-            writer.add(key, chart, upsample_to(shape, out.classes[chart], d))
-        shapes[key] = shape
-        result.scenes.append(key)
-        if uncertainty_dir is not None and out.uncertainty is not None:
-            result.uncertainty.append(_write_uncertainty(Path(uncertainty_dir), key, out.uncertainty, cfg))
+        def assemble(i: int, scene: ScenePrediction) -> None:
+            """Add scenes to the submission in job order, while the workers predict the next ones."""
+            arrived[i] = scene
+            while len(result.scenes) in arrived:
+                done = arrived.pop(len(result.scenes))
+                classes = _read_part(done.part)
+                for chart in schema.CHARTS:
+                    writer.add(done.key, chart, upsample_to(done.shape, classes[chart], d))
+                shapes[done.key] = done.shape
+                result.scenes.append(done.key)
 
-    with SubmissionWriter(output) as writer:
         writer.set_provenance(_provenance(loaded, files))
-        batch = run_each(one, [(f, writer) for f in files], [str(f) for f in files], desc="predict",
-                         progress=progress)  # fmt: skip
-        # raising here drops the partial file: the writer is atomic
+        jobs = [(f, str(parts), opts) for f in files]
+        batch = run_each(_predict_one, jobs, [str(f) for f in files], desc="predict", progress=progress,
+                         workers=workers, scheduler=scheduler, shared=loaded, on_result=assemble,
+                         mp_context=multiprocessing.get_context("spawn"),
+                         outputs=[parts] + ([uncertainty_dir] if uncertainty_dir is not None else []))  # fmt: skip
+        result.uncertainty = [s.uncertainty for s in batch.done() if s.uncertainty is not None]
+        # raising here drops the partial file
         batch.check(what="test scenes", outcome=f"no submission written ({Path(output).name} needs every scene)",
                     partial=result)  # fmt: skip
     problems = validate_submission(output, shapes)
@@ -236,6 +248,61 @@ def _provenance(loaded: LoadedModels, files: list[Path]) -> dict[str, str]:
         "date_created": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "autoice_scenes": ", ".join(f.name[: schema.SCENE_KEY_LENGTH] for f in files),
     }
+
+
+@dataclass(frozen=True)
+class ScenePrediction:
+    """What one scene's task left on shared storage for the client."""
+
+    key: str
+    shape: tuple[int, int]  #: the scene's 80 m grid
+    part: Path  #: classes per chart at the model's resolution (``.npz``)
+    uncertainty: Path | None = None
+
+
+def _predict_one(loaded: LoadedModels, path: Path, parts: str, opts: dict[str, Any]) -> ScenePrediction:
+    """Predict one scene into ``parts`` (a task: run again after a worker died, it writes the same files)."""
+    import socket
+
+    from autoice.atomic import atomic_output
+    from autoice.data.inputs import scene_inputs
+    from autoice.devices import select_device
+    from autoice.errors import ConfigError
+    from autoice.inference import model_options, predict_scene
+
+    try:
+        dev = select_device(opts["device"])
+    except ConfigError as exc:  # a worker without the GPU asked for
+        raise SceneError(path, f"{exc} on {socket.gethostname()}") from exc
+    networks = [net.to(dev) for net in loaded.networks]  # in place: moved by this worker's first scene only
+    cfg = loaded.config
+    d = cfg.data.downscale
+    with open_scene(path, check_values=False) as ds:
+        shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
+        inputs = scene_inputs(ds, cfg.data.inputs, d, dtype=cfg.data.cache_dtype)  # as in training
+    key = path.name[: schema.SCENE_KEY_LENGTH]
+    tile = choose_tile(cfg, inputs.shape[1:], opts["budget"] - BASE_MEMORY - inputs.nbytes,
+                       max_tile=CPU_MAX_TILE if dev.type == "cpu" else 8192)  # fmt: skip
+    want_uncertainty = opts["uncertainty_dir"] is not None
+    out = predict_scene(networks, inputs, **model_options(cfg), device=dev, tile=tile, tta=opts["tta"],
+                        amp=dev.type == "cuda", uncertainty=want_uncertainty)  # fmt: skip
+    del inputs
+    part = Path(parts) / f"{key}.npz"
+    with atomic_output(part) as tmp, tmp.open("wb") as fh:
+        np.savez(fh, **{c: out.classes[c] for c in schema.CHARTS})
+    uncertainty = None
+    if want_uncertainty and out.uncertainty is not None:
+        uncertainty = _write_uncertainty(Path(opts["uncertainty_dir"]), key, out.uncertainty, cfg)
+    return ScenePrediction(key, (int(shape[0]), int(shape[1])), part, uncertainty)
+
+
+def _read_part(path: Path) -> dict[str, np.ndarray]:
+    """A scene's classes as its task wrote them."""
+    try:
+        with np.load(path) as z:
+            return {c: z[c] for c in schema.CHARTS}
+    except (OSError, KeyError, ValueError) as exc:
+        raise SubmissionError(path, f"a worker's result cannot be read (shared storage?): {exc}") from exc
 
 
 def _write_uncertainty(folder: Path, key: str, maps: dict[str, np.ndarray], cfg: Config) -> Path:

@@ -231,9 +231,13 @@ def prepare_files(
     mode: str = "official",
     overwrite: bool = False,
     progress: bool = True,
+    scheduler: str | None = None,
     **kwargs: float | int | None,
 ) -> list[PrepareResult]:
     """Prepare raw files (or every raw file in the given folders), several in parallel.
+
+    With ``scheduler`` (a Dask scheduler's address) the files are converted on that cluster's
+    workers, which must see ``paths`` and ``out_dir`` at the same paths (shared storage).
 
     A bad file does not stop the others: every good one is written, then
     :class:`~autoice.errors.ScenesFailed` lists each bad file's one-line fault (its ``partial``
@@ -246,7 +250,8 @@ def prepare_files(
     ensure_folder(out_dir)
     opts = {"mode": mode, "overwrite": overwrite, **kwargs}
     jobs = [(f, out_dir, opts) for f in files]
-    batch = run_each(_prepare_one, jobs, [str(f) for f in files], workers=workers, desc="prepare", progress=progress)
+    batch = run_each(_prepare_one, jobs, [str(f) for f in files], workers=workers, desc="prepare", progress=progress,
+                     scheduler=scheduler, outputs=[out_dir])  # fmt: skip
     results = sorted(batch.done(), key=lambda r: r.source)
     batch.check(partial=results)
     return results

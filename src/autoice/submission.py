@@ -208,15 +208,36 @@ def _value_problem(name: str, chart: str, var: Any) -> str | None:
 
 
 def validate_submission(
-    path: PathLike, scene_shapes: Mapping[str, tuple[int, int]], *, check_values: bool = True
+    path: PathLike, scene_shapes: Mapping[str, tuple[int, int]], *, check_values: bool = True,
+    scheduler: str | None = None, progress: bool = False,
 ) -> list[str]:
     """Every problem of an upload package, one line each naming the variable (empty = valid).
 
     Checks that every scene x chart is present, names, own dims, shape = the scene's
     ``(sar_lines, sar_samples)``, dtype uint8, class ranges (SIC 0-10, SOD 0-5, FLOE 0-6;
     skipped with ``check_values=False``) and that no other variable is present. An
-    unreadable file gives one line naming the file.
+    unreadable file gives one line naming the file. The values, which is where the time goes, are
+    read one task per scene (on the Dask cluster at ``scheduler`` when given).
     """
+    try:
+        nc = _open_nc(path)
+    except SubmissionError as exc:
+        return [str(exc)]
+    with nc:
+        numeric = {key: tuple(c for c in schema.CHARTS
+                              if _numeric_2d(nc.variables.get(schema.submission_variable(key, c))))
+                   for key in sorted(scene_shapes)}  # fmt: skip
+    values: dict[str, str] = {}
+    if check_values:
+        from autoice.batch import run_each
+
+        jobs = [(str(path), key, charts) for key, charts in numeric.items() if charts]
+        batch = run_each(_value_problems, jobs, [str(path)] * len(jobs), desc="validating", progress=progress,
+                         scheduler=scheduler)  # fmt: skip
+        for found in batch.done():
+            values.update(found)
+        for exc in batch.failures.values():  # the file became unreadable since it was opened above
+            return [str(exc)]
     try:
         nc = _open_nc(path)
     except SubmissionError as exc:
@@ -232,13 +253,8 @@ def validate_submission(
                     problems.append(f"{name}: missing (scene {key}, chart {chart})")
                     continue
                 problems.extend(_structure_problems(name, var, tuple(scene_shapes[key])))
-                if check_values and var.ndim == 2 and var.dtype.kind in "iuf":
-                    try:
-                        p = _value_problem(name, chart, var)
-                    except Exception as exc:  # corrupt compressed data
-                        p = f"{name}: cannot be read: {_reason(exc)}"
-                    if p:
-                        problems.append(p)
+                if name in values:
+                    problems.append(values[name])
         for name in sorted(set(variables) - _expected(scene_shapes)):
             m = _VARIABLE.match(name)
             if m:
@@ -248,6 +264,25 @@ def validate_submission(
         if nc.groups:
             problems.append(f"{path}: unexpected groups {sorted(nc.groups)} (variables must be at the root)")
     return problems
+
+
+def _numeric_2d(var: Any) -> bool:
+    return var is not None and var.ndim == 2 and var.dtype.kind in "iuf"
+
+
+def _value_problems(path: str, key: str, charts: tuple[str, ...]) -> dict[str, str]:
+    """Variable -> its problem, for one scene's charts whose values leave the classes (one task)."""
+    out = {}
+    with _open_nc(path) as nc:
+        for chart in charts:
+            name = schema.submission_variable(key, chart)
+            try:
+                p = _value_problem(name, chart, nc.variables[name])
+            except Exception as exc:  # corrupt compressed data
+                p = f"{name}: cannot be read: {_reason(exc)}"
+            if p:
+                out[name] = p
+    return out
 
 
 def _expected(scene_shapes: Mapping[str, tuple[int, int]]) -> set[str]:
@@ -404,6 +439,7 @@ def score_submission(
     reference: PathLike | Iterable[PathLike],
     *,
     progress: bool = False,
+    scheduler: str | None = None,
 ) -> ScoreReport:
     """Score an upload package against reference charts, as the challenge server did.
 
@@ -411,6 +447,8 @@ def score_submission(
         submission: the ``upload_package.nc``.
         reference: ``*_prep_reference.nc`` files / RTT files with charts, or folders of them.
         progress: show a progress bar on stderr.
+        scheduler: a Dask scheduler's address: score the scenes on that cluster; only each
+            scene's confusion matrices and sums come back, never pixels.
 
     Returns:
         Per-scene statistics (pool them for the official score) plus the variables that
@@ -438,7 +476,7 @@ def score_submission(
             usable[key] = tuple(ok)
         extra = sorted(set(variables) - _expected(shapes))
     jobs = [(str(submission), key, str(refs[key][0]), shapes[key], usable[key]) for key in shapes]
-    results = _run(jobs, progress)
+    results = _run(jobs, progress, scheduler)
     return ScoreReport(
         scenes=dict(zip(shapes, results, strict=True)),
         references={k: p for k, (p, _) in refs.items()},
@@ -448,15 +486,21 @@ def score_submission(
     )
 
 
-def _run(jobs: list[tuple[Any, ...]], progress: bool) -> list[ScoreAccumulator]:
-    """Score scenes one after another.
+def _run(jobs: list[tuple[Any, ...]], progress: bool, scheduler: str | None) -> list[ScoreAccumulator]:
+    """Score scenes one after another here, or as one task each on a Dask cluster.
 
-    zlib decoding dominates; on our 2-core machine a process pool gained nothing, and
-    netCDF-C/HDF5 are not thread-safe, so there is no thread pool either.
+    zlib decoding dominates; on our 2-core machine a local process pool gained nothing, and
+    netCDF-C/HDF5 are not thread-safe, so there is no thread pool either. One bad scene is raised
+    as its own error (as before); several are listed together.
     """
-    from tqdm import tqdm
+    from autoice.batch import run_each
 
-    return [_score_scene(*job) for job in tqdm(jobs, desc="scoring", unit="scene", disable=not progress, leave=False)]
+    batch = run_each(_score_scene, jobs, [job[2] for job in jobs], desc="scoring", progress=progress,
+                     scheduler=scheduler)  # fmt: skip
+    if len(batch.failures) == 1:
+        raise next(iter(batch.failures.values()))
+    batch.check(outcome="no score")
+    return batch.done()
 
 
 # ----------------------------------------------------------------------------- groups

@@ -140,11 +140,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     register: str | None = None,
+    scheduler: str | None = None,
 ) -> TrainResult:
     """Train a model as configured; see the module docstring for what lands in ``workdir``.
 
     With ``register``, the best checkpoint is logged as an MLflow pyfunc model in the run and
     registered under that name; the alias ``champion`` points at the best version by validation score.
+    With ``scheduler`` (a Dask scheduler's address) the patch cache is built on that cluster.
     """
     from autoice.locks import hold
 
@@ -152,11 +154,11 @@ def train(
     rank0 = int(os.environ.get("RANK", "0")) == 0  # before the process group exists: torchrun's env
     with hold(work, "autoice train") if rank0 else contextlib.nullcontext():
         return _train(cfg, data, work, val_data=val_data, cache_dir=cache_dir, resume=resume, progress=progress,
-                      register=register)  # fmt: skip
+                      register=register, scheduler=scheduler)  # fmt: skip
 
 
 def _train(cfg: Config, data: Any, work: Path, *, val_data: Any, cache_dir: Any, resume: bool, progress: bool,
-           register: str | None) -> TrainResult:  # fmt: skip
+           register: str | None, scheduler: str | None = None) -> TrainResult:  # fmt: skip
     """:func:`train`, with the workdir held."""
     from autoice.data.loader import make_loader
 
@@ -169,7 +171,7 @@ def _train(cfg: Config, data: Any, work: Path, *, val_data: Any, cache_dir: Any,
     device = select_device(cfg.train.device, d.local_rank)
     _check_step_memory(cfg, device)
     _seed(cfg.train.seed + d.rank)
-    scenes = _prepare_data(cfg, d, work, data, val_data, cache_dir, progress=progress)
+    scenes = _prepare_data(cfg, d, work, data, val_data, cache_dir, progress=progress, scheduler=scheduler)
     run = _build_training(cfg, d, device, work, scenes, state)
     run.progress = progress
     if d.main:  # checkpoints hold model, EMA and Adam's two moments; the store needs a few MiB
@@ -233,7 +235,7 @@ def _seed(seed: int) -> None:
 
 
 def _prepare_data(cfg: Config, d: Dist, work: Path, data: Any, val_data: Any, cache_dir: Any, *,
-                  progress: bool) -> _Scenes:  # fmt: skip
+                  progress: bool, scheduler: str | None = None) -> _Scenes:  # fmt: skip
     """Check the scenes, choose the validation ones and build the patch cache.
 
     Rank 0 saves ``config.yaml`` and builds the cache (with progress) while the others wait at the
@@ -248,7 +250,7 @@ def _prepare_data(cfg: Config, d: Dist, work: Path, data: Any, val_data: Any, ca
     if d.main:
         ensure_folder(work)
         save_config(cfg, work / "config.yaml")
-        build_cache(files, cfg.data, cache, progress=progress)
+        build_cache(files, cfg.data, cache, progress=progress, scheduler=scheduler)
     barrier(d)
     by_path = {c.path.resolve(): c for c in build_cache(files, cfg.data, cache, progress=False)}
     return _Scenes(train_files, val_files, [by_path[f.resolve()] for f in train_files],

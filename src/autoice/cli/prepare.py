@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from autoice.cli.cluster import scheduler_option
+
 
 @click.command("prepare")
 @click.argument("raw", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -19,8 +21,9 @@ import click
 @click.option("--thresholds", type=click.Choice(["current", "legacy"]), default="current", show_default=True,
               help="Dominance thresholds: current 65 %/65 % (SOD/FLOE) or legacy 70 %/50 %.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@scheduler_option
 def command(raw: tuple[Path, ...], out_dir: Path, workers: int, overwrite: bool, mode: str, thresholds: str,
-            quiet: bool) -> None:  # fmt: skip
+            quiet: bool, scheduler: str | None) -> None:  # fmt: skip
     """Convert raw scenes (files or folders) to ready-to-train files, as the organisers did.
 
     Charts are decoded from the SIGRID-3 egg codes on the 40 m grid, then SAR, incidence angle and
@@ -36,7 +39,8 @@ def command(raw: tuple[Path, ...], out_dir: Path, workers: int, overwrite: bool,
     failed = None
     try:
         results = prepare_files(list(raw), out_dir, workers=workers, mode=mode, overwrite=overwrite,
-                                progress=not quiet, sod_threshold=t["SOD"], floe_threshold=t["FLOE"])  # fmt: skip
+                                progress=not quiet, scheduler=scheduler, sod_threshold=t["SOD"],
+                                floe_threshold=t["FLOE"])  # fmt: skip
     except ScenesFailed as exc:  # say what was done for the good files, then fail naming the bad ones
         results, failed = exc.partial, exc
     for line in summarize(results):

@@ -10,6 +10,7 @@ import click
 
 from autoice import schema
 from autoice.cli import jsonout
+from autoice.cli.cluster import scheduler_option
 
 if TYPE_CHECKING:
     from autoice.metrics import ScoreAccumulator, Scores
@@ -38,6 +39,7 @@ _METRIC = {"SIC": "R2 x100 (class indices)", "SOD": "weighted F1 x100", "FLOE": 
 @click.option("--by", "by", multiple=True, type=click.Choice(schema.GROUPINGS),
               help="Also score each group of scenes: by service, month, season (winter Dec-Mar, melt "
                    "Apr-Jun, summer Jul-Sep, freeze-up Oct-Nov) or region (of the chart). Repeatable.")  # fmt: skip
+@scheduler_option
 def command(
     submission: Path,
     reference: tuple[Path, ...],
@@ -47,6 +49,7 @@ def command(
     seed: int,
     out_dir: Path | None,
     by: tuple[str, ...],
+    scheduler: str | None,
 ) -> None:
     """Score SUBMISSION (upload_package.nc) as the challenge server did.
 
@@ -54,11 +57,12 @@ def command(
     indices, SOD and FLOE weighted F1, each x100 rounded to 3 decimals; combined =
     (2 SIC + 2 SOD + FLOE) / 5. A chart missing (or unusable) for any scene scores 0.
     With --by, each group's scenes are pooled the same way (a chart with no valid pixel
-    in a group is nan).
+    in a group is nan). With --scheduler, each scene is scored on that Dask cluster and only its
+    confusion matrices and sums come back.
     """
     from autoice.submission import score_submission
 
-    report = score_submission(submission, list(reference), progress=not as_json)
+    report = score_submission(submission, list(reference), progress=not as_json, scheduler=scheduler)
     for line in report.problems:
         click.echo(f"warning: {line}; its chart scores 0 (as on the challenge server)", err=True)
     for name in report.extra:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from autoice.cli.cluster import scheduler_option
+
 
 @click.command("synth")
 @click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, path_type=Path))
@@ -44,8 +46,9 @@ import click
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1), help="Scenes made in parallel.")
 @click.option("--overwrite", is_flag=True, help="Regenerate scenes whose files exist (default: keep them).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@scheduler_option
 def command(out_dir: Path, n_train: int, n_test: int, height: int, width: int, seed: int, workers: int,
-            overwrite: bool, quiet: bool) -> None:  # fmt: skip
+            overwrite: bool, quiet: bool, scheduler: str | None) -> None:  # fmt: skip
     """Write synthetic scenes: OUT/raw (40 m), then OUT/train and OUT/test via the real prepare path.
 
     Each scene copies the composition of one real AI4Arctic training scene (service, region, month,
@@ -60,7 +63,7 @@ def command(out_dir: Path, n_train: int, n_test: int, height: int, width: int, s
     failed = None
     try:
         result = synthesize(out_dir, n_train=n_train, n_test=n_test, height=height, width=width, seed=seed,
-                            workers=workers, overwrite=overwrite, progress=not quiet)  # fmt: skip
+                            workers=workers, overwrite=overwrite, progress=not quiet, scheduler=scheduler)  # fmt: skip
     except ScenesFailed as exc:  # say what was made of the good scenes, then fail naming the bad ones
         result, failed = exc.partial, exc
     n_dmi = sum("_icechart_dmi_" in p.name for p in result.raw)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from autoice.cli.cluster import scheduler_option
+
 
 @click.command("train")
 @click.option("--preset", default=None, help="Preset name: baseline, mmseaice or demo (default baseline).")
@@ -26,6 +28,7 @@ import click
               help="Log the best model as an MLflow pyfunc model, register it as NAME and point the alias "
               "'champion' at the best version by validation score.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@scheduler_option
 def command(
     preset: str | None,
     config_file: Path | None,
@@ -37,11 +40,13 @@ def command(
     resume: bool,
     register: str | None,
     quiet: bool,
+    scheduler: str | None,
 ) -> None:
     """Train the multi-task U-Net (SIC, SOD, FLOE) with the official metric as validation.
 
     Launch several processes (CPU or GPUs, one or several nodes) with torchrun:
     torchrun --nproc_per_node 2 -m autoice train --preset mmseaice --data DIR --workdir runs/mm
+    With --scheduler, the patch cache (one task per scene) is built on that Dask cluster first.
     """
     from autoice.config import load_config
     from autoice.errors import ConfigError
@@ -60,7 +65,7 @@ def command(
     import os
 
     result = train(cfg, list(data), workdir, val_data=list(val_data) or None, cache_dir=cache_dir, resume=resume,
-                   progress=not quiet, register=register)  # fmt: skip
+                   progress=not quiet, register=register, scheduler=scheduler)  # fmt: skip
     if int(os.environ.get("RANK", "0")) != 0:
         return
     best = f"{result.best_score:.3f}" if result.best_score > -float("inf") else "n/a"

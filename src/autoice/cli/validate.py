@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from autoice.cli.cluster import scheduler_option
+
 
 @click.command("validate")
 @click.argument("submission", type=click.Path(path_type=Path))
@@ -18,7 +20,8 @@ import click
     help="Folder (or files) of the test scenes: *_prep.nc and/or *_prep_reference.nc; only names and shapes "
     "are used. Repeatable.",
 )
-def command(submission: Path, data: tuple[Path, ...]) -> None:
+@scheduler_option
+def command(submission: Path, data: tuple[Path, ...], scheduler: str | None) -> None:
     """Check SUBMISSION (upload_package.nc) against the test scenes: every problem on its own line.
 
     Checks every scene x chart is present with its own dims, the scene's 80 m shape, dtype uint8
@@ -29,7 +32,7 @@ def command(submission: Path, data: tuple[Path, ...]) -> None:
     from autoice.submission import scene_shapes, validate_submission
 
     shapes = scene_shapes(list(data))
-    problems = validate_submission(submission, shapes)
+    problems = validate_submission(submission, shapes, scheduler=scheduler)
     for line in problems:
         click.echo(line)
     if problems:

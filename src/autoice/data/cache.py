@@ -206,7 +206,8 @@ def _open_entry(folder: Path, key: str, source: Path, meta: dict[str, Any]) -> C
 
 
 def build_cache(scenes: Sequence[Path], data_cfg: DataConfig, cache_dir: Path, *, workers: int = 1,
-                progress: bool = True, with_labels: bool = True) -> list[CachedScene]:  # fmt: skip
+                progress: bool = True, with_labels: bool = True, scheduler: str | None = None
+                ) -> list[CachedScene]:  # fmt: skip
     """Make sure every scene has a fresh cache entry for ``data_cfg``; return them memory-mapped.
 
     Args:
@@ -216,6 +217,8 @@ def build_cache(scenes: Sequence[Path], data_cfg: DataConfig, cache_dir: Path, *
         workers: processes reading scenes in parallel.
         progress: tqdm bar on stderr for the scenes being (re)built.
         with_labels: require and cache the charts.
+        scheduler: a Dask scheduler's address: read the scenes on that cluster (``cache_dir`` on
+            storage every worker sees).
 
     Returns:
         One CachedScene per input path, in the same order.
@@ -252,7 +255,8 @@ def build_cache(scenes: Sequence[Path], data_cfg: DataConfig, cache_dir: Path, *
         ensure_folder(folder)
         _write_config(folder, data_cfg)
         batch = run_each(build_one, todo, [str(t[0]) for t in todo], workers=workers, desc="caching scenes",
-                         progress=progress, mp_context=get_context("spawn"))  # fmt: skip
+                         progress=progress, mp_context=get_context("spawn"), scheduler=scheduler,
+                         outputs=[folder])  # fmt: skip
         for i, meta in batch.results.items():
             metas[todo[i][2]] = meta
         batch.check(total=len(unique), outcome="the good ones are cached for the next run")

@@ -409,6 +409,7 @@ def synthesize(
     workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
+    scheduler: str | None = None,
 ) -> SynthResult:
     """Write a synthetic dataset: ``raw/`` (40 m), ``train/`` (RTT with charts), ``test/`` (+ references).
 
@@ -428,6 +429,8 @@ def synthesize(
         workers: parallel processes.
         overwrite: regenerate scenes whose files exist.
         progress: show a tqdm bar on stderr.
+        scheduler: a Dask scheduler's address: make the scenes on that cluster (``out_dir`` on
+            storage every worker sees).
 
     Returns:
         A :class:`SynthResult` with every file path.
@@ -444,7 +447,8 @@ def synthesize(
     labels = [str(Path(out_dir) / "raw" / spec.raw_name) for spec in specs]
     for folder in ["raw", *(["train"] if n_train else []), *(["test"] if n_test else [])]:
         ensure_folder(Path(out_dir) / folder)  # a folder problem is one error, not one per scene
-    batch = run_each(_make_scene, jobs, labels, workers=workers, desc="synth", progress=progress)
+    batch = run_each(_make_scene, jobs, labels, workers=workers, desc="synth", progress=progress, scheduler=scheduler,
+                     outputs=[Path(out_dir) / f for f in ("raw", "train", "test")])  # fmt: skip
     out = SynthResult()
     for split, paths, status in batch.done():
         out.raw.append(paths[0])

@@ -462,15 +462,55 @@ def raw_geolocation(ds: Any, path: PathLike) -> Geolocation:
 
 
 def _no_data(ds: Any, path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """RTT pixels where the scene holds no data: every full-grid input is the fill value (prepare's rule)."""
+    """RTT pixels where the scene holds no data: every full-grid input is the fill value (prepare's rule).
+
+    The other inputs are read only in the row blocks where the first one holds the fill value.
+    """
     from autoice.scenes import read_variable
 
-    mask = np.ones(shape, dtype=bool)
+    mask = np.zeros(shape, dtype=bool)
+    first, *others = schema.FULL_GRID_INPUTS
     for r0 in range(0, shape[0], _MASK_ROWS):
         rows = slice(r0, min(shape[0], r0 + _MASK_ROWS))
-        for name in schema.FULL_GRID_INPUTS:
-            mask[rows] &= read_variable(ds, name, (rows, slice(None)), path=path) == schema.INPUT_FILL
+        block = read_variable(ds, first, (rows, slice(None)), path=path) == schema.INPUT_FILL
+        for name in others:
+            if not block.any():
+                break
+            block &= read_variable(ds, name, (rows, slice(None)), path=path) == schema.INPUT_FILL
+        mask[rows] = block
     return mask
+
+
+def _replace_charts(src: Path, target: Path, decoded: dict[str, np.ndarray], attrs: dict[str, str]) -> None:
+    """Write ``target``: a byte copy of the RTT scene ``src`` whose SIC/SOD/FLOE are replaced (or added), atomically.
+
+    Copying leaves the 24 inputs as they were stored (no decompression and recompression of four
+    full-grid float32 variables), so rewriting a full-size scene costs little more than the copy.
+    """
+    import shutil
+
+    import netCDF4
+
+    from autoice.atomic import atomic_output, write_error
+    from autoice.interrupts import deferred
+
+    with atomic_output(target) as tmp:
+        try:
+            shutil.copyfile(src, tmp)
+            with deferred(), netCDF4.Dataset(tmp, "a") as nc:
+                for c in schema.CHARTS:
+                    if c in nc.variables:
+                        var = nc.variables[c]
+                    else:  # a test scene: the charts are new
+                        h, w = decoded[c].shape
+                        var = nc.createVariable(c, "u1", schema.FULL_DIMS, zlib=True, complevel=4,
+                                                chunksizes=(min(h, 256), min(w, 1024)))  # fmt: skip
+                    var.set_auto_maskandscale(False)
+                    var[...] = decoded[c]
+                    var.setncatts({"polygon": schema.CHART_DESCRIPTIONS[c], "chart_fill_value": schema.CHART_FILL})
+                nc.setncatts(attrs)
+        except OSError as exc:
+            raise write_error(target, exc) from exc
 
 
 def label_scene(
@@ -503,7 +543,7 @@ def label_scene(
     Raises:
         ChartError: the chart is unusable; SceneError: the scene is, or the chart does not overlap it.
     """
-    from autoice.scenes import SceneKind, chunk_cache, open_scene, write_netcdf
+    from autoice.scenes import SceneKind, chunk_cache, open_scene
 
     if mode not in charts.MODES:
         raise ConfigError(f"chart mode: expected one of {', '.join(charts.MODES)}, got {mode!r}")
@@ -536,37 +576,44 @@ def label_scene(
                              codes=_unknown_codes(chart, used, mode), changed=table.changed)  # fmt: skip
         provenance = {"icechart_file": chart.path.name, "icechart_mode": mode}
         if kind == "raw":
-            old = ds[schema.POLYGON_ICECHART]
-            dtype = old.dtype if old.dtype.kind == "f" else np.dtype(np.float32)
-            image = ids.astype(dtype)
-            image[ids == 0] = np.nan
-            del ids
             sic = table.classes["SIC"]
             result.labelled = int(counts[used][sic != schema.CHART_FILL].sum())
-            code_dim = ds[schema.POLYGON_CODES].dims[0]
-            new = ds.drop_vars([schema.POLYGON_ICECHART, schema.POLYGON_CODES])
-            new[schema.POLYGON_ICECHART] = (old.dims, image, dict(old.attrs))
-            new[schema.POLYGON_CODES] = ((code_dim,), np.array(rows, dtype=str), dict(ds[schema.POLYGON_CODES].attrs))
-        else:
-            decoded = charts.rasterize(ids, table)
-            del ids
-            empty = _no_data(ds, src, geo.shape)
-            new = ds.drop_vars([c for c in schema.CHARTS if c in ds.variables])
-            for c in schema.CHARTS:
-                values = decoded.pop(c)
-                values[empty] = schema.CHART_FILL
-                new[c] = (schema.FULL_DIMS, values, {"polygon": schema.CHART_DESCRIPTIONS[c],
-                                                     "chart_fill_value": schema.CHART_FILL})  # fmt: skip
-            result.labelled = int(np.count_nonzero(new["SIC"].values != schema.CHART_FILL))
-        new.attrs = {**ds.attrs, **provenance}
-        try:
-            write_netcdf(new, target)
-        except AutoiceError:
-            raise
-        except (OSError, RuntimeError, ValueError) as exc:
-            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise SceneError(src, f"writing {target} failed ({why})") from exc
+            _guarded(src, target, _replace_polygons, ds, target, ids, rows, provenance)
+            return result
+        decoded = charts.rasterize(ids, table)
+        del ids
+        empty = _no_data(ds, src, geo.shape)
+    for c in schema.CHARTS:
+        decoded[c][empty] = schema.CHART_FILL
+    result.labelled = int(np.count_nonzero(decoded["SIC"] != schema.CHART_FILL))
+    _guarded(src, target, _replace_charts, src, target, decoded, provenance)
     return result
+
+
+def _guarded(src: Path, target: Path, write: Any, *args: Any) -> None:
+    """Run ``write(*args)``; a library failure while writing becomes one SceneError line."""
+    try:
+        write(*args)
+    except AutoiceError:
+        raise
+    except (OSError, RuntimeError, ValueError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SceneError(src, f"writing {target} failed ({why})") from exc
+
+
+def _replace_polygons(ds: Any, target: Path, ids: np.ndarray, rows: list[str], attrs: dict[str, str]) -> None:
+    """Write the raw scene ``ds`` to ``target`` with its ``polygon_icechart`` and ``polygon_codes`` replaced."""
+    from autoice.scenes import write_netcdf
+
+    old = ds[schema.POLYGON_ICECHART]
+    image = ids.astype(old.dtype if old.dtype.kind == "f" else np.dtype(np.float32))
+    image[ids == 0] = np.nan  # no chart
+    codes = ds[schema.POLYGON_CODES]
+    new = ds.drop_vars([schema.POLYGON_ICECHART, schema.POLYGON_CODES])
+    new[schema.POLYGON_ICECHART] = (old.dims, image, dict(old.attrs))
+    new[schema.POLYGON_CODES] = (codes.dims, np.array(rows, dtype=str), dict(codes.attrs))
+    new.attrs = {**ds.attrs, **attrs}
+    write_netcdf(new, target)
 
 
 # ----------------------------------------------------------------------------- many scenes

@@ -343,3 +343,23 @@ def test_library_errors_and_chart_crs_option(synth_scene, tmp_path):
     scene = placed(synth_scene[1], tmp_path / "in", CIS_PLACE)
     with pytest.raises(SceneError, match="does not overlap"):
         label(scene, DMI_DIR / f"{CAPE}.shp", tmp_path / "out")
+
+
+def test_test_scene_gains_charts_in_place_and_keeps_its_inputs(synth_scene, tmp_path):
+    """A test scene (no charts) labelled into its own folder: replaced atomically, inputs byte for byte."""
+    from autoice.scenes import SceneKind, open_scene, split_reference
+
+    scene, reference = split_reference(placed(synth_scene[1], tmp_path / "in", CIS_PLACE))
+    reference.unlink()
+    with xr.open_dataset(scene) as ds:
+        before = {n: ds[n].values.copy() for n in schema.INPUT_VARIABLES + schema.TIEPOINT_VARIABLES}
+        assert "SIC" not in ds
+    result = label(scene, need(CIS_CHART), scene.parent, mode="corrected")
+    assert result.output == scene and sorted(p.name for p in scene.parent.iterdir()) == [scene.name]
+    with open_scene(scene, SceneKind.TRAIN) as ds:  # a valid train scene now
+        for n, v in before.items():
+            np.testing.assert_array_equal(ds[n].values, v, err_msg=n)
+        assert ds.attrs["icechart_file"] == CIS_CHART.name and ds.attrs["icechart_mode"] == "corrected"
+        assert ds["SIC"].attrs["chart_fill_value"] == schema.CHART_FILL
+    n, _, _, bad = check_against(scene, CIS_CHART, cis_classes())  # these CIS polygons decode alike in both modes
+    assert bad.size == 0 and n > 0

@@ -20,6 +20,7 @@ import socket
 import tempfile
 import time
 import traceback
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import xarray as xr
 
 #: the rows of the table: every CLI command (``autoice.cli.main.COMMANDS``) has one
 COMMANDS = ("inspect", "prepare", "train", "predict", "score", "validate", "show", "report", "synth", "demo",
-            "serve", "download", "export")
+            "serve", "download", "export", "label")
 TINY_TRAIN = ["--preset", "demo", "--set", "train.epochs=1", "--set", "train.batches_per_epoch=1",
               "--set", "data.patch_size=32", "--set", "model.filters=[8, 8, 16]", "--set", "data.downscale=2",
               "--set", "train.batch_size=2", "--quiet"]  # fmt: skip
@@ -479,14 +480,85 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
 
         return Case("export", what, setup, _exists("out/*.tif" if fmt == "geotiff" else "out/*.nc"))
 
+    def label_case(r: np.random.Generator) -> Case:
+        what = str(r.choice(["chart", "scene", "raw", "arguments"]))
+
+        def setup(folder: Path) -> list[str]:
+            scenes = folder / "scenes"
+            scenes.mkdir()
+            src = c.raw if what == "raw" else c.train[0]
+            chart = fuzz_chart(src, folder / "chart", r, broken=what == "chart")
+            if what in ("scene", "raw") and r.random() < 0.7:
+                scene, _ = _mutated(src, scenes, r)
+            else:
+                scene = Path(shutil.copy(src, scenes))
+            opts = ["--mode", str(r.choice(["official", "corrected"]))]
+            if what == "arguments":
+                opts += [str(r.choice(["--chart-crs", "--layer", "--thresholds", "--workers"])),
+                         str(r.choice(["EPSG:999999", "native", "EPSG:3413", "nonsense", "0", "legacy", "x"]))]
+            return ["label", str(scene), "--chart", str(chart), "-o", str(folder / "out"), "--quiet", *opts]
+
+        return Case("label", what, setup, _exists("out/*.nc"))
+
     makers = {"inspect": inspect_case, "prepare": prepare_case, "train": train_case, "predict": predict_case,
               "score": score_like("score"), "validate": score_like("validate"), "show": show_case,
               "report": score_like("report"), "synth": synth_case, "demo": demo_case,
               "serve": serve_case, "download": download_case,
-              "export": export_case}  # fmt: skip
+              "export": export_case, "label": label_case}  # fmt: skip
     for command in COMMANDS:
         add(counts.get(command, 0), makers[command])
     return cases
+
+
+def fuzz_chart(scene: Path, folder: Path, rng: np.random.Generator, *, broken: bool) -> Path:
+    """A small SIGRID-3 chart over the scene's tie points (two halves of their box), or a broken one."""
+    import shapely
+    from pyogrio.raw import write
+
+    from autoice import schema
+
+    with xr.open_dataset(scene) as ds:
+        lat_name = schema.TIEPOINT_LATITUDE if schema.TIEPOINT_LATITUDE in ds else "sar_grid_latitude"
+        lon_name = schema.TIEPOINT_LONGITUDE if schema.TIEPOINT_LONGITUDE in ds else "sar_grid_longitude"
+        lat, lon = ds[lat_name].values, ds[lon_name].values
+    x0, x1, y0, y1 = float(lon.min()) - 1, float(lon.max()) + 1, float(lat.min()) - 0.5, float(lat.max()) + 0.5
+    mid = (x0 + x1) / 2
+    geoms = [shapely.box(x0, y0, mid, y1), shapely.box(mid, y0, x1, y1)]
+    fields: dict[str, list[str]] = {f: [str(schema.NOT_FILLED)] * 2 for f in schema.POLYGON_CODES_HEADER[1:-1]}
+    fields["CT"] = [str(rng.choice(["92", "46", "30", "01"])), str(rng.choice(["90", "12", "-9"]))]
+    fields["SA"] = [str(rng.choice(["95", "87", "81"])), str(rng.choice(["86", "99"]))]
+    fields["FA"] = [str(rng.choice(["04", "5", "08"])), str(rng.choice(["03", "-9"]))]
+    fields["CF"] = ["0499", "99-9"]
+    fields["POLY_TYPE"] = [str(rng.choice(["I", "W"])), str(rng.choice(["I", "L"]))]
+    crs: str | None = "EPSG:4326"
+    suffix = str(rng.choice([".gpkg", ".shp"]))
+    fault = str(rng.choice(["attribute", "code", "crs", "empty", "far", "lines", "garbage", "type"])) if broken else ""
+    if fault == "attribute":
+        del fields[str(rng.choice(["CT", "SA", "FC", "POLY_TYPE"]))]
+    elif fault == "code":
+        fields[str(rng.choice(["CT", "CA", "SA", "FA"]))][0] = str(rng.choice(["4x", "1.5", "--", "9" * 12, "N/A"]))
+    elif fault == "crs":
+        crs = None
+    elif fault == "empty":
+        geoms, fields = [], {k: [] for k in fields}
+    elif fault == "far":
+        geoms = [shapely.transform(g, lambda xy: xy + np.array([120.0, -100.0])) for g in geoms]
+    elif fault == "lines":
+        geoms = [g.exterior for g in geoms]
+    elif fault == "type":
+        fields["POLY_TYPE"][0] = str(rng.choice(["X", "", "ice"]))
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"chart{suffix}"
+    if fault == "garbage":
+        path.write_bytes(rng.bytes(int(rng.integers(0, 4000))))
+        return path
+    kind = "LineString" if fault == "lines" else "Polygon"
+    wkb = np.array([shapely.to_wkb(g) for g in geoms], dtype=object)
+    with warnings.catch_warnings():  # pyogrio warns when a chart is written without a CRS: that is the point
+        warnings.simplefilter("ignore", UserWarning)
+        write(path, wkb, [np.asarray(v, dtype=object) for v in fields.values()], list(fields), geometry_type=kind,
+              crs=crs, driver="GPKG" if suffix == ".gpkg" else "ESRI Shapefile")  # fmt: skip
+    return path
 
 
 # ----------------------------------------------------------------------------- running and judging

@@ -99,15 +99,22 @@ class Geolocation:
     latitude: np.ndarray  #: (21, 21) degrees, axis 0 = lines
     longitude: np.ndarray  #: (21, 21) degrees, continuous (unwrapped across the antimeridian)
     shape: tuple[int, int]  #: (sar_lines, sar_samples) of the 80 m grid
+    #: pixel line and sample of each row / column of tie points where a file states them (a raw scene's
+    #: ``sar_grid_line``/``sar_grid_sample``); None: evenly from the first to the last pixel (RTT)
+    nodes: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def lines(self) -> np.ndarray:
         """80 m line index of each row of tie points."""
+        if self.nodes is not None:
+            return self.nodes[0]
         return tiepoint_positions(self.shape[0], self.latitude.shape[0])
 
     @property
     def samples(self) -> np.ndarray:
         """80 m sample index of each column of tie points."""
+        if self.nodes is not None:
+            return self.nodes[1]
         return tiepoint_positions(self.shape[1], self.latitude.shape[1])
 
     def lonlat(self, rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -125,6 +132,10 @@ class Geolocation:
 
     def lonlat_grid(self, downscale: int = 1) -> tuple[np.ndarray, np.ndarray]:
         """Longitude (in [-180, 180)) and latitude of every pixel of the grid downscaled by ``downscale``."""
+        if self.nodes is not None:
+            wl = interp_weights(np.arange(0, self.shape[0], downscale, dtype=np.float64), self.lines)
+            ws = interp_weights(np.arange(0, self.shape[1], downscale, dtype=np.float64), self.samples)
+            return wrap_longitude(wl @ self.longitude @ ws.T), wl @ self.latitude @ ws.T
         lon = wrap_longitude(tiepoint_field(self.longitude, self.shape, downscale))
         return lon, tiepoint_field(self.latitude, self.shape, downscale)
 
@@ -250,8 +261,11 @@ def scene_geolocation(ds: xr.Dataset, path: PathLike | None = None) -> Geolocati
 
 
 # ----------------------------------------------------------------------------- CRS and grids
-def parse_crs(text: str) -> CRS | None:
-    """A target CRS from what a user typed (``EPSG:3413``, a PROJ string, WKT); None for ``native``."""
+def parse_crs(text: str, option: str = "--crs") -> CRS | None:
+    """A target CRS from what a user typed (``EPSG:3413``, a PROJ string, WKT); None for ``native``.
+
+    ``option`` names the option in error messages.
+    """
     from pyproj import CRS
     from pyproj.exceptions import CRSError
 
@@ -260,10 +274,10 @@ def parse_crs(text: str) -> CRS | None:
     try:
         crs = CRS.from_user_input(text)
     except CRSError as exc:
-        raise ConfigError(f"--crs: unknown coordinate reference system {text!r} (e.g. EPSG:3413, EPSG:3995, "
+        raise ConfigError(f"{option}: unknown coordinate reference system {text!r} (e.g. EPSG:3413, EPSG:3995, "
                           "OGC:CRS84 or native)") from exc  # fmt: skip
     if not (crs.is_projected or crs.is_geographic):
-        raise ConfigError(f"--crs: {text!r} is neither a projected nor a geographic 2-D CRS")
+        raise ConfigError(f"{option}: {text!r} is neither a projected nor a geographic 2-D CRS")
     return crs
 
 

@@ -33,6 +33,7 @@ COMMANDS: dict[str, str] = {
     "report": "report",
     "demo": "demo",
     "export": "export",
+    "mosaic": "mosaic",
 }
 
 

@@ -233,7 +233,7 @@ def _read_geotiffs(path: Path, max_size: int) -> MapView:
                 step = display_step(tif.shape, max_size)
                 h, w = -(-tif.height // step), -(-tif.width // step)
                 data = tif.read(1, out_shape=(h, w), resampling=Resampling.nearest)
-                t = tif.transform * Affine.scale(tif.width / w, tif.height / h)
+                t = tif.transform @ Affine.scale(tif.width / w, tif.height / h)
                 here = Grid(crs=CRS.from_wkt(tif.crs.to_wkt()), transform=t, width=w, height=h)
                 tags = tags or dict(tif.tags())
         except RasterioError as exc:

@@ -210,13 +210,30 @@ def _tile_job(source: SceneSource, row: int, col: int, grid: Grid, uncertainty: 
     unc = None
     if uncertainty is not None:
         maps, d = read_uncertainty(uncertainty, source.key, geo.shape)
-        unc = reproject_scene(maps, geo, grid.crs, grid=grid, downscale=d, nodata=np.nan).data
+        unc = fill_gaps(reproject_scene(maps, geo, grid.crs, grid=grid, downscale=d, nodata=np.nan).data, tile)
     return Tile(source.key, row, col, tile, unc)
 
 
+def fill_gaps(uncertainty: np.ndarray, charts: np.ndarray) -> np.ndarray:
+    """Give every pixel with a class an uncertainty: the nearest warped value where the coarser map fell short.
+
+    The maps (at the model's resolution) and the 80 m charts cover the swath up to half a coarse
+    pixel differently at its edges; a class without an uncertainty would lose every comparison.
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    for unc, classes in zip(uncertainty, charts, strict=True):
+        known = np.isfinite(unc)
+        need = (classes != schema.CHART_FILL) & ~known
+        if need.any() and known.any():
+            rows, cols = distance_transform_edt(~known, return_distances=False, return_indices=True)
+            unc[need] = unc[rows[need], cols[need]]
+    return uncertainty
+
+
 # ----------------------------------------------------------------------------- composing
-def compose(tiles: Sequence[Tile], grid: Grid, rule: str, *, uncertainty: bool) -> tuple[np.ndarray,
-                                                                                         np.ndarray | None]:  # fmt: skip
+def compose(tiles: Sequence[Tile], grid: Grid, rule: str, *,
+            uncertainty: bool) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """Paste ``tiles`` (oldest first) onto ``grid`` by ``rule``, chart by chart; 255 never covers a class."""
     charts = np.full((len(schema.CHARTS), grid.height, grid.width), schema.CHART_FILL, np.uint8)
     unc = np.full(charts.shape, np.inf if rule == "confident" else np.nan, np.float32) if uncertainty else None

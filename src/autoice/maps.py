@@ -46,6 +46,7 @@ class MapView:
     title: str
     notes: list[str] = field(default_factory=list)  #: lines under the title
     outlines: dict[str, np.ndarray] = field(default_factory=dict)  #: scene key -> (2, n) x, y on the CRS
+    pixel: float | None = None  #: the product's pixel size (CRS units) when ``grid`` is a reduced read of it
 
 
 # ----------------------------------------------------------------------------- reduction
@@ -62,7 +63,8 @@ def reduce_view(view: MapView, max_size: int = MAX_SIZE) -> MapView:
     t = view.grid.transform
     grid = Grid(crs=view.grid.crs, transform=Affine(t.a * step, 0.0, t.c, 0.0, t.e * step, t.f),
                 width=-(-view.grid.width // step), height=-(-view.grid.height // step))  # fmt: skip
-    return MapView(charts, grid, view.title, [*view.notes, f"shown 1:{step} (block centres)"], view.outlines)
+    return MapView(charts, grid, view.title, [*view.notes, f"shown 1:{step} (block centres)"], view.outlines,
+                   view.pixel or abs(view.grid.transform.a))
 
 
 def mosaic_view(m: Mosaic, *, title: str = "mosaic") -> MapView:
@@ -149,7 +151,10 @@ def _legend(ax: Any, chart: str, outside: bool) -> None:
     handles = legend_handles(chart)
     if outside:
         handles.append(Patch(facecolor=OUTSIDE_COLOUR, edgecolor="0.4", label=OUTSIDE_LABEL))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.1),
+    from matplotlib.transforms import offset_copy
+
+    below = offset_copy(ax.transAxes, fig=ax.figure, y=-0.5, units="inches")  # under the tick labels and x label
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), bbox_transform=below,
               ncol=4 if chart == "SIC" else 3, fontsize=8, frameon=False, handlelength=1.4,
               columnspacing=1.0)  # fmt: skip
 
@@ -164,8 +169,9 @@ def map_figure(view: MapView, *, max_size: int = MAX_SIZE) -> Any:
     left, bottom, right, top = v.grid.bounds
     extent = (left / scale, right / scale, bottom / scale, top / scale)
     aspect = (top - bottom) / max(right - left, 1e-12)
-    height = float(np.clip(5.4 * aspect, 2.5, 9.0)) + 2.2
-    fig, axes = plt.subplots(1, 3, figsize=(18, height), layout="constrained")
+    panel_h = float(np.clip(5.4 * aspect, 2.5, 8.0))
+    panel_w = float(np.clip(panel_h / aspect, 3.8, 5.6))  # a tall map gets narrower panels (the legend still fits)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * panel_w + 1.5, panel_h + 2.4), layout="constrained")
     label = len(v.outlines) <= _MAX_LABELLED_OUTLINES
     inside = covered(v)
     for ax, chart in zip(axes, schema.CHARTS, strict=True):
@@ -194,7 +200,7 @@ def map_figure(view: MapView, *, max_size: int = MAX_SIZE) -> Any:
         ax.set_title(f"{chart}: {schema.CHART_DESCRIPTIONS[chart]}", fontsize=10)
     crs = v.grid.crs
     where = f"EPSG:{crs.to_epsg()} {crs.name}" if crs.to_epsg() else crs.name
-    pixel = abs(view.grid.transform.a) / (scale / 1000.0 if unit == "km" else 1.0)
+    pixel = (view.pixel or abs(view.grid.transform.a)) / (scale / 1000.0 if unit == "km" else 1.0)
     size = f"{pixel:g} m pixels" if unit == "km" else f"{pixel:g} degree pixels"
     fig.suptitle("\n".join([view.title, f"{where}, {size}", *v.notes]), fontsize=11)
     return fig
@@ -234,6 +240,7 @@ def _read_geotiffs(path: Path, max_size: int) -> MapView:
                 h, w = -(-tif.height // step), -(-tif.width // step)
                 data = tif.read(1, out_shape=(h, w), resampling=Resampling.nearest)
                 t = tif.transform @ Affine.scale(tif.width / w, tif.height / h)
+                pixel = tif.transform.a
                 here = Grid(crs=CRS.from_wkt(tif.crs.to_wkt()), transform=t, width=w, height=h)
                 tags = tags or dict(tif.tags())
         except RasterioError as exc:
@@ -245,7 +252,9 @@ def _read_geotiffs(path: Path, max_size: int) -> MapView:
         charts[chart] = data
     assert grid is not None  # path itself matched and exists
     notes = [tags[k] for k in ("PRODUCT", "SCENE_TIME", "CHARTS") if k in tags]
-    return MapView(charts, grid, f"{m['stem']}_{{SIC,SOD,FLOE}}{path.suffix}", notes)
+    if step > 1:
+        notes.append(f"shown 1:{step} (nearest)")
+    return MapView(charts, grid, f"{m['stem']}_{{SIC,SOD,FLOE}}{path.suffix}", notes, pixel=abs(pixel))
 
 
 def _read_netcdf(path: Path, max_size: int) -> MapView:
@@ -291,7 +300,7 @@ def _read_netcdf(path: Path, max_size: int) -> MapView:
         t = Affine(dx * step, 0.0, x[0] - dx / 2, 0.0, dy * step, y[0] - dy / 2)
         grid = Grid(crs=crs, transform=t, width=-(-len(x) // step), height=-(-len(y) // step))
         notes = [str(ds.attrs[k]) for k in ("product", "scene_time", "charts") if k in ds.attrs]
-    view = MapView(charts, grid, path.name, notes)
+    view = MapView(charts, grid, path.name, notes, pixel=abs(dx))
     if step > 1:
         view.notes.append(f"shown 1:{step} (block centres)")
     return view

@@ -397,3 +397,21 @@ def test_output_files_appear_together_or_not_at_all(pair, tmp_path, monkeypatch)
     res = mosaic([pair[0] / "new"], out / "m.tif", resolution=RES, progress=False)
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in res.files)
     assert res.files == output_files(out / "m.tif", uncertainty=False)
+
+
+def test_report_maps_the_predicted_scenes_only_with_tie_points(synth_data, tmp_path):
+    from autoice.report import write_report
+    from autoice.submission import write_submission
+
+    refs = sorted((synth_data / "test").glob("*_prep_reference.nc"))
+    preds = {r.name[:19]: {c: np.where(v == 255, 0, v) for c, v in _charts(r).items()} for r in refs}
+    sub = write_submission(preds, tmp_path / "upload_package.nc")
+    page = write_report(sub, [synth_data / "test"], tmp_path / "with.html", max_scenes=0).read_text()
+    overview = page[page.index('id="mosaic"') :].split("</figure>")[0]
+    assert "data:image/png;base64," in overview and f"{len(refs)} predicted scenes" in overview
+    alone = tmp_path / "references"  # no _prep.nc beside the references: no tie points, no map (and no failure)
+    alone.mkdir()
+    for r in refs:
+        shutil.copy(r, alone)
+    page = write_report(sub, [alone], tmp_path / "without.html", max_scenes=0).read_text()
+    assert "no map of the predicted scenes: no tie points" in page

@@ -353,7 +353,7 @@ def test_bad_inputs_are_one_line_errors_and_leave_nothing(synth_data, pair, tmp_
         ds.load().drop_vars(list(schema.TIEPOINT_VARIABLES)).to_netcdf(notie / (ref.name[:19] + schema.RTT_SUFFIX))
     _one_line_error(_cli(["mosaic", notie, "-o", out, "--quiet"], capsys), "sar_grid2d_latitude")
     _one_line_error(_cli(["mosaic", *args, "--crs", "EPSG:999999"], capsys), "unknown coordinate reference system")
-    _one_line_error(_cli(["mosaic", *args, "--crs", "native"], capsys), "a mosaic needs a map CRS")
+    _one_line_error(_cli(["mosaic", *args, "--crs", "native"], capsys), "a mosaic or map needs a map CRS")
     for bad in ("0", "-5", "nan"):
         _one_line_error(_cli(["mosaic", folder, "-o", out, "--resolution", bad], capsys), "--resolution")
     _one_line_error(_cli(["mosaic", folder, "-o", out, "--resolution", "1"], capsys), "for a mosaic of 2 scenes")

@@ -66,12 +66,12 @@ def _run_demo(work: Path, *, n_train: int, n_test: int, height: int, width: int,
         timings[name] = time.perf_counter()
         print(f"== {name}", file=sys.stderr, flush=True)
 
+    cfg = load_config("demo", overrides=list(overrides))  # a bad --set fails here, before minutes of synth
     t_start = time.perf_counter()
     step("synth")
     synth.synthesize(data, n_train=n_train, n_test=n_test, height=height, width=width, seed=seed, workers=workers,
                      progress=progress)  # fmt: skip
     step("train")
-    cfg = load_config("demo", overrides=list(overrides))
     trained = train(cfg, data / "train", work, progress=progress, register=MODEL_NAME)
     step("predict")
     model_uri = f"models:/{MODEL_NAME}@champion"

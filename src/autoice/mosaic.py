@@ -280,7 +280,8 @@ def build_mosaic(scenes: Sequence[SceneSource], *, crs: CRS | str = DEFAULT_CRS,
     if isinstance(crs, str):
         crs = parse_crs(crs)
     if crs is None:
-        raise ConfigError("--crs native: a mosaic needs a map CRS (e.g. EPSG:3413) to put several scenes on")
+        raise ConfigError("--crs native: a mosaic or map needs a map CRS (e.g. EPSG:3413); the swath grid with "
+                          "tie points is for autoice export only")  # fmt: skip
     if resolution is not None:
         check_resolution(resolution)
     check_rule(rule, uncertainty)

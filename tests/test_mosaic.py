@@ -223,9 +223,9 @@ def test_grid_covers_the_union_and_is_255_outside(pair):
 # ----------------------------------------------------------------------------- written products
 @pytest.fixture(scope="module")
 def written(synth_data, tmp_path_factory):
-    """A mosaic of all 10 synthetic scenes (test references and train scenes) as COGs and as CF NetCDF."""
+    """A mosaic of 5 synthetic scenes (2 test references, 3 train scenes) as COGs and as CF NetCDF."""
     out = tmp_path_factory.mktemp("mosaic")
-    src = [synth_data / "test", synth_data / "train"]
+    src = [synth_data / "test", *sorted((synth_data / "train").glob("*_prep.nc"))[:3]]
     tif = mosaic(src, out / "tif" / "arctic.tif", resolution=RES, progress=False)
     nc = mosaic(src, out / "nc" / "arctic.nc", resolution=RES, progress=False)
     return out, tif, nc
@@ -239,7 +239,7 @@ def test_written_mosaic_round_trips_every_scene(synth_data, written):
     assert [f.name for f in tif.files] == ["arctic_SIC.tif", "arctic_SOD.tif", "arctic_FLOE.tif", "arctic.png"]
     assert [f.name for f in nc.files] == ["arctic.nc", "arctic.png"]
     m = tif.mosaic
-    assert len(m.keys) == 10
+    assert len(m.keys) == 5
     files = {k: (synth_data / "test" / (k + schema.REFERENCE_SUFFIX), synth_data / "test" / (k + schema.RTT_SUFFIX))
              for k in m.keys}  # fmt: skip
     files.update({k: (p, p) for k in m.keys for p in [synth_data / "train" / (k + schema.RTT_SUFFIX)] if p.exists()})
@@ -271,7 +271,7 @@ def test_written_mosaic_round_trips_every_scene(synth_data, written):
             got_nc = ds[chart].sel(x=xr.DataArray(x), y=xr.DataArray(y), method="nearest").values
             assert np.mean(got_nc == truth) >= 0.99, (key, chart)
             checked += len(rows)
-    assert checked > 2000
+    assert checked > 1000
 
 
 def test_written_mosaic_is_cog_and_cf_with_provenance(written):

@@ -37,6 +37,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/loader.py
 	$(BIN)/python bench/train_step.py
 	$(BIN)/python bench/predict.py
+	$(BIN)/python bench/export.py
+	$(BIN)/python bench/mosaic.py
 
 clean:
 	rm -rf $(VENV) demo

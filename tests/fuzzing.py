@@ -31,7 +31,7 @@ import xarray as xr
 
 #: the rows of the table: every CLI command (``autoice.cli.main.COMMANDS``) has one
 COMMANDS = ("inspect", "prepare", "train", "predict", "score", "validate", "show", "report", "synth", "demo",
-            "serve", "download", "export", "label")
+            "serve", "download", "export", "label", "mosaic")
 TINY_TRAIN = ["--preset", "demo", "--set", "train.epochs=1", "--set", "train.batches_per_epoch=1",
               "--set", "data.patch_size=32", "--set", "model.filters=[8, 8, 16]", "--set", "data.downscale=2",
               "--set", "train.batch_size=2", "--quiet"]  # fmt: skip
@@ -363,6 +363,8 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
             if src == c.test:
                 shutil.copy(c.reference, folder / "scenes")
             extra = ["--prediction", str(c.submission)] if src == c.test and r.random() < 0.5 else []
+            if r.random() < 0.3:  # a map: the scene warped by its (possibly mutated) tie points
+                extra += ["--map", "--resolution", str(r.choice(["4000", "0", "-1", "1e9"]))]
             return ["show", str(f), "-o", str(folder / "scene.png"), *extra]
 
         return Case("show", "scene", setup, _exists("scene.png"))
@@ -500,11 +502,45 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
 
         return Case("label", what, setup, _exists("out/*.nc"))
 
+    def mosaic_case(r: np.random.Generator) -> Case:
+        what = str(r.choice(["reference", "scene", "submission", "arguments"]))
+        name = str(r.choice(["m.tif", "m.nc"]))
+
+        def setup(folder: Path) -> list[str]:
+            scenes = folder / "scenes"
+            scenes.mkdir()
+            src: list[str] = [str(scenes)]
+            for f, kind in ((c.reference, "reference"), (c.test, "scene")):
+                if what == kind:
+                    _mutated(f, scenes, r)
+                else:
+                    shutil.copy(f, scenes)
+            shutil.copy(c.train[0], scenes)  # a second scene, with its own charts
+            if what == "submission":
+                sub, _ = _mutated(c.submission, folder, r)
+                src = [str(sub), "--data", str(scenes)]
+            opts = ["--resolution", "4000"]
+            out = name
+            if what == "arguments":
+                opts = [str(r.choice(["--resolution", "--crs", "--rule", "-o"])),
+                        str(r.choice(["0", "-80", "nan", "EPSG:999999", "native", "EPSG:4326", "1e9", "confident",
+                                      "newest", "m.png", "m"]))]  # fmt: skip
+                if opts[0] == "-o":
+                    out = opts.pop()
+                    opts = ["--resolution", "4000"]
+                elif opts[0] != "--resolution":
+                    opts += ["--resolution", "4000"]
+            return ["mosaic", *src, "-o", str(folder / "out" / out), *opts, "--quiet"]
+
+        check = _exists("out/m_SIC.tif", "out/m_SOD.tif", "out/m_FLOE.tif", "out/m.png") if name == "m.tif" else \
+            _exists("out/m.nc", "out/m.png")  # fmt: skip
+        return Case("mosaic", what, setup, check)
+
     makers = {"inspect": inspect_case, "prepare": prepare_case, "train": train_case, "predict": predict_case,
               "score": score_like("score"), "validate": score_like("validate"), "show": show_case,
               "report": score_like("report"), "synth": synth_case, "demo": demo_case,
               "serve": serve_case, "download": download_case,
-              "export": export_case, "label": label_case}  # fmt: skip
+              "export": export_case, "label": label_case, "mosaic": mosaic_case}  # fmt: skip
     for command in COMMANDS:
         add(counts.get(command, 0), makers[command])
     return cases

@@ -34,5 +34,10 @@ def test_demo_end_to_end(tmp_path):
     assert champion.run_id
     assert "mlflow ui --backend-store-uri sqlite:///" in res.output
     assert "upload_package.nc" in res.output and "report.html" in res.output
+    gis = work / "gis"  # the predictions on a map: per scene and all together
+    for key in scene_shapes(test):
+        assert all((gis / f"{key}_{c}.tif").is_file() for c in schema.CHARTS)
+    assert all((gis / f"mosaic_{c}.tif").is_file() for c in schema.CHARTS) and (gis / "mosaic.png").is_file()
+    assert f"{gis}/mosaic.png" in res.output and 'id="mosaic"' in html and "no map of the" not in html
     for key in scene_shapes(test):
         assert key.endswith(schema.SERVICES)

@@ -218,6 +218,45 @@ def test_synth_and_the_training_cache_on_a_cluster_equal_a_local_run(cluster, tm
     assert not _leftovers(tmp_path)
 
 
+def _assert_same_rasters(a: Path, b: Path) -> list[str]:
+    """Same GeoTIFFs in both folders: profile, tags, colour table and pixels."""
+    import rasterio
+
+    names = sorted(p.name for p in a.glob("*.tif"))
+    assert names and names == sorted(p.name for p in b.glob("*.tif"))
+    for name in names:
+        with rasterio.open(a / name) as x, rasterio.open(b / name) as y:
+            assert x.profile == y.profile and x.tags() == y.tags() and x.tags(1) == y.tags(1)
+            assert x.colormap(1) == y.colormap(1)
+            np.testing.assert_array_equal(x.read(), y.read())
+    return names
+
+
+def test_export_and_mosaic_on_a_cluster_equal_a_local_run(cluster, synth_data, submission, tmp_path, capsys):
+    good, _ = submission
+    n = len(scene_shapes(synth_data / "test"))
+    src = [good, "--data", synth_data / "test", "--resolution", "3000", "--quiet"]
+    code, _, err = _cli(["export", *src, "-o", tmp_path / "local"], capsys)
+    assert code == 0, err
+    before = _tasks_run(cluster, "export")
+    code, out, err = _cli(["export", *src, "-o", tmp_path / "dask", "--scheduler", cluster.scheduler_address], capsys)
+    assert code == 0, err
+    assert len(_assert_same_rasters(tmp_path / "local", tmp_path / "dask")) == 3 * n
+    assert f"for {n} scenes" in out and _tasks_run(cluster, "export") - before == n
+    # mosaic: workers send back the scenes' tiles at the mosaic's resolution, the client pastes them
+    code, _, err = _cli(["mosaic", *src, "-o", tmp_path / "mosaic_local" / "m.tif"], capsys)
+    assert code == 0, err
+    before = {p: _tasks_run(cluster, p) for p in ("footprints", "mosaic")}
+    code, out, err = _cli(["mosaic", *src, "-o", tmp_path / "mosaic_dask" / "m.tif", "--scheduler",
+                           cluster.scheduler_address], capsys)  # fmt: skip
+    assert code == 0, err
+    assert _assert_same_rasters(tmp_path / "mosaic_local", tmp_path / "mosaic_dask") == [
+        "m_FLOE.tif", "m_SIC.tif", "m_SOD.tif"]
+    assert (tmp_path / "mosaic_dask" / "m.png").stat().st_size > 0 and f"mosaic of {n} scenes" in out
+    assert {p: _tasks_run(cluster, p) - before[p] for p in before} == {"footprints": n, "mosaic": n}
+    assert not _leftovers(tmp_path)
+
+
 # ----------------------------------------------------------------------------- workers that die
 class _Watch(threading.Thread):
     """Call ``act(pid)`` once, as soon as a worker's temporary output file appears in ``folder``."""

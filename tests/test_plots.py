@@ -268,7 +268,10 @@ def test_report_holds_scores_tables_and_embedded_images(files, upload, tmp_path,
         for k in np.unique(t[keep]):
             assert f"<td>{f1[k]:.3f}</td>" in table.split("</tr>")[k + 1]
     images = _images(page)
-    assert len(images) == len(schema.CHARTS) + len(scored.scenes)  # confusion matrices + one map per scene
+    # confusion matrices + all scenes on one map + one map per scene
+    assert len(images) == len(schema.CHARTS) + 1 + len(scored.scenes)
+    overview = page[page.index('id="mosaic"') :].split("</figure>")[0]
+    assert f"{len(scored.scenes)} predicted scenes warped by their tie points onto EPSG:3413" in overview
     assert all(png.startswith(b"\x89PNG\r\n\x1a\n") for png in images)
     assert not re.search(r'(src|href)="(https?:|//|file:)', page) and "<script" not in page  # self-contained
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
@@ -282,8 +285,11 @@ def test_report_max_scenes_and_missing_charts(files, upload, tmp_path):
     sub = write_submission(partial, tmp_path / "partial.nc")
     out = write_report(sub, [files["reference"][0].parent], tmp_path / "r.html", max_scenes=1)
     page = out.read_text()
-    assert len(_images(page)) == len(schema.CHARTS) + 1
+    assert len(_images(page)) == len(schema.CHARTS) + 1 + 1
     assert f"{key}_FLOE: missing; its chart scores 0" in page
+    overview = page[page.index('id="mosaic"') :].split("</figure>")[0]  # the map leaves the incomplete scene out
+    assert f"{len(preds) - 1} predicted scenes" in overview and f"left out (a chart missing or no _prep.nc): {key}" \
+        in overview  # fmt: skip
     assert '<td class="l">FLOE</td><td>0.000</td>' in page
 
 

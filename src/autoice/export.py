@@ -130,6 +130,15 @@ def read_charts(source: SceneSource) -> dict[str, np.ndarray]:
         missing = [c for c in schema.CHARTS if c not in charts]
         if missing:
             raise SceneError(source.charts, f"scene {source.key} lacks the chart(s) {', '.join(missing)}")
+        for c in schema.CHARTS:
+            a = charts[c]
+            if a.dtype.kind not in "iu" or (a.size and (int(a.min()) < 0 or int(a.max()) > schema.CHART_FILL)):
+                raise SceneError(source.charts, f"{schema.submission_variable(source.key, c)} does not hold "
+                                 f"{c} classes (dtype {a.dtype})")  # fmt: skip
+            outside = (a >= schema.N_CLASSES[c]) & (a != schema.CHART_FILL)
+            if outside.any():
+                raise SceneError(source.charts, f"{schema.submission_variable(source.key, c)} has "
+                                 f"{int(outside.sum())} pixels outside the {c} classes 0..{schema.N_CLASSES[c] - 1}")
         return {c: np.asarray(charts[c], dtype=np.uint8) for c in schema.CHARTS}
     with open_scene(source.charts) as ds:
         if not any(c in ds.variables for c in schema.CHARTS):
@@ -278,9 +287,13 @@ def _crs_variable(crs: CRS) -> dict[str, Any]:
     return attrs
 
 
-def write_cf_netcdf(path: PathLike, charts: np.ndarray, *, grid: Grid | None, geo: Geolocation,
-                    attrs: dict[str, str], uncertainty: np.ndarray | None = None) -> Path:  # fmt: skip
-    """Write the scene's charts (3, h, w) as CF-1.8 netCDF-4, atomically (see the module docstring)."""
+def write_cf_netcdf(path: PathLike, charts: np.ndarray, *, grid: Grid | None, geo: Geolocation | None,
+                    attrs: dict[str, str], uncertainty: np.ndarray | None = None, title: str | None = None,
+                    history: str = "autoice export") -> Path:  # fmt: skip
+    """Write charts (3, h, w) as CF-1.8 netCDF-4, atomically (see the module docstring).
+
+    ``grid`` places them on a map (a scene's or a mosaic's); None keeps the swath grid of ``geo``.
+    """
     import xarray as xr
 
     from autoice.interrupts import deferred
@@ -305,6 +318,7 @@ def write_cf_netcdf(path: PathLike, charts: np.ndarray, *, grid: Grid | None, ge
         coords = {"x": ("x", x, xattrs), "y": ("y", y, yattrs)}
         crs_attrs = _crs_variable(grid.crs)
     else:  # native swath grid: lines and samples, positions only through lat/lon
+        assert geo is not None, "a swath-grid NetCDF needs the scene's geolocation"
         dims = ("line", "sample")
         lon64, lat64 = geo.lonlat_grid()
         lon, lat = lon64.astype(np.float32), lat64.astype(np.float32)
@@ -334,8 +348,9 @@ def write_cf_netcdf(path: PathLike, charts: np.ndarray, *, grid: Grid | None, ge
                                                       "grid_mapping": "crs", "coordinates": "lat lon"})  # fmt: skip
             encoding[name] = {"zlib": True, "complevel": 4, "_FillValue": np.float32(np.nan), "chunksizes": chunks}
     ds = xr.Dataset(data_vars, coords=coords, attrs={
-        "Conventions": "CF-1.8", "title": f"Sea ice charts (SIC, SOD, FLOE) of scene {attrs.get('scene_time', '')}",
-        "institution": "autoice", "history": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} autoice export",
+        "Conventions": "CF-1.8",
+        "title": title or f"Sea ice charts (SIC, SOD, FLOE) of scene {attrs.get('scene_time', '')}",
+        "institution": "autoice", "history": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ} {history}",
         **attrs,
     })  # fmt: skip
     for c in ("x", "y", "line", "sample"):
@@ -398,10 +413,12 @@ def export_scene(source: SceneSource, out: PathLike, *, fmt: str, crs: CRS | Non
 
 def export(sources: Sequence[PathLike] | PathLike, out: PathLike, *, fmt: str = "geotiff",
            crs: CRS | None | str = "EPSG:3413", resolution: float = DEFAULT_RESOLUTION, data: PathLike | None = None,
-           uncertainty: PathLike | None = None, progress: bool = True) -> ExportResult:  # fmt: skip
+           uncertainty: PathLike | None = None, progress: bool = True,
+           scheduler: str | None = None) -> ExportResult:  # fmt: skip
     """Export every scene of ``sources`` into the folder ``out``; bad scenes are named after the good ones are done.
 
     ``crs`` is a pyproj CRS, text (``EPSG:3413``) or None / ``"native"`` for the swath geometry.
+    Each scene is one task of :func:`autoice.batch.run_each` (on a Dask cluster with ``scheduler``).
     """
     from autoice.batch import run_each
     from autoice.geolocation import parse_crs
@@ -419,11 +436,21 @@ def export(sources: Sequence[PathLike] | PathLike, out: PathLike, *, fmt: str = 
     ensure_folder(out)
     result = ExportResult()
 
-    def one(src: SceneSource) -> None:
-        result.files.extend(export_scene(src, out, fmt=fmt, crs=crs, resolution=resolution, uncertainty=uncertainty))
-        result.scenes.append(src.key)
+    def collect(i: int, files: list[Path]) -> None:
+        result.files.extend(files)
+        result.scenes.append(scenes[i].key)
 
-    batch = run_each(one, [(s,) for s in scenes], [str(s.charts) for s in scenes], desc="export", progress=progress)
+    jobs = [(s, str(out), fmt, crs, resolution, None if uncertainty is None else str(uncertainty)) for s in scenes]
+    batch = run_each(_export_job, jobs, [str(s.charts) for s in scenes], desc="export", progress=progress,
+                     scheduler=scheduler, outputs=[out], on_result=collect)  # fmt: skip
+    result.files.sort()
+    result.scenes.sort()
     batch.check(what="scenes", outcome=f"the other scenes were exported to {out}", partial=result)
     return result
+
+
+def _export_job(source: SceneSource, out: str, fmt: str, crs: CRS | None, resolution: float,
+                uncertainty: str | None) -> list[Path]:  # fmt: skip
+    """One scene's export: a task of :func:`export` (module level, so that it pickles for a cluster)."""
+    return export_scene(source, out, fmt=fmt, crs=crs, resolution=resolution, uncertainty=uncertainty)
 

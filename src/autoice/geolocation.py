@@ -328,10 +328,12 @@ def footprint_bounds(geo: Geolocation, crs: CRS) -> tuple[float, float, float, f
     return float(x.min()), float(y.min()), float(x.max()), float(y.max())
 
 
-def grid_for(bounds: tuple[float, float, float, float], crs: CRS, resolution: float) -> Grid:
+def grid_for(bounds: tuple[float, float, float, float], crs: CRS, resolution: float, *,
+             max_pixels: int = MAX_GRID_PIXELS, what: str = "for one scene") -> Grid:  # fmt: skip
     """A grid covering ``bounds`` with pixels of ``resolution`` metres, edges on multiples of the pixel size.
 
     Snapping the edges to multiples makes the grids of neighbouring scenes line up (mosaics).
+    A grid above ``max_pixels`` is a ConfigError (``what`` says what the grid is for).
     """
     from affine import Affine
 
@@ -340,10 +342,39 @@ def grid_for(bounds: tuple[float, float, float, float], crs: CRS, resolution: fl
     x0, y1 = math.floor(left / step) * step, math.ceil(top / step) * step
     width = max(1, math.ceil((right - x0) / step))
     height = max(1, math.ceil((y1 - bottom) / step))
-    if width * height > MAX_GRID_PIXELS:
-        raise ConfigError(f"--resolution: {resolution:g} m makes a grid of {width} x {height} pixels for one scene "
-                          f"(at most {MAX_GRID_PIXELS:,}); choose a coarser resolution")  # fmt: skip
+    if width * height > max_pixels:
+        raise ConfigError(f"--resolution: {resolution:g} m makes a grid of {width} x {height} pixels {what} "
+                          f"(at most {max_pixels:,}); choose a coarser resolution")  # fmt: skip
     return Grid(crs=crs, transform=Affine(step, 0.0, x0, 0.0, -step, y1), width=width, height=height)
+
+
+def window(grid: Grid, bounds: tuple[float, float, float, float]) -> tuple[int, int, Grid]:
+    """The part of ``grid`` covering ``bounds`` (clipped to the grid): (first row, first column, sub-grid).
+
+    The sub-grid's pixels are the grid's own pixels, so arrays warped onto it paste straight back.
+    """
+    from affine import Affine
+
+    t = grid.transform
+    left, bottom, right, top = bounds
+    c0 = min(grid.width - 1, max(0, math.floor((left - t.c) / t.a + 1e-9)))
+    c1 = max(c0 + 1, min(grid.width, math.ceil((right - t.c) / t.a - 1e-9)))
+    r0 = min(grid.height - 1, max(0, math.floor((top - t.f) / t.e + 1e-9)))
+    r1 = max(r0 + 1, min(grid.height, math.ceil((bottom - t.f) / t.e - 1e-9)))
+    sub = Affine(t.a, 0.0, t.c + c0 * t.a, 0.0, t.e, t.f + r0 * t.e)
+    return r0, c0, Grid(crs=grid.crs, transform=sub, width=c1 - c0, height=r1 - r0)
+
+
+def ground_spacing(geo: Geolocation) -> float:
+    """Mean ground distance (m) between neighbouring 80 m pixels, from the tie points.
+
+    80 m for a real scene; larger for the synthetic miniatures, whose tie points span the real
+    ~400 km footprint over fewer pixels.
+    """
+    x, y = _local_xy(geo.longitude, geo.latitude)
+    along = np.hypot(np.diff(x, axis=0), np.diff(y, axis=0)).mean() / np.diff(geo.lines).mean()
+    across = np.hypot(np.diff(x, axis=1), np.diff(y, axis=1)).mean() / np.diff(geo.samples).mean()
+    return float((along + across) / 2)
 
 
 def scene_grid(geo: Geolocation, crs: CRS, resolution: float = DEFAULT_RESOLUTION) -> Grid:

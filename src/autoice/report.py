@@ -3,9 +3,11 @@
 The page is what a person reads after ``autoice score``: the official scores (computed by
 :func:`autoice.submission.score_submission`, so they equal the score command's), optionally the
 same scores per group of scenes (service, month, season, region), a row per scene, precision /
-recall / F1 per class, confusion matrices and, per scene, the reference beside the prediction with
-an error map. Images are PNGs embedded as base64 data URIs and the CSS is inline, so the single
-file can be mailed or archived. It is written atomically.
+recall / F1 per class, confusion matrices, a map of all predicted scenes together (a mosaic on the
+polar stereographic grid, when the scenes' tie points are at hand: ``_prep.nc`` beside the
+references) and, per scene, the reference beside the prediction with an error map. Images are PNGs
+embedded as base64 data URIs and the CSS is inline, so the single file can be mailed or archived.
+It is written atomically.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ PathLike = str | os.PathLike[str]
 
 MAP_SIZE = 500  #: longest side (pixels) of the scene data drawn in the per-scene maps
 MAP_DPI = 64  #: resolution of the per-scene map images (keeps 20 scenes to a few MB)
+MOSAIC_SIDE = 900  #: longest side (pixels) of the mosaic grid drawn in the report
+MOSAIC_DPI = 80
 
 _METRIC = {"SIC": "R\u00b2 \u00d7100 (class indices)", "SOD": "weighted F1 \u00d7100", "FLOE": "weighted F1 \u00d7100",
            "combined": "(2 SIC + 2 SOD + FLOE) / 5"}  # fmt: skip
@@ -135,6 +139,42 @@ def _scene_map(prediction: Path, key: str, reference: Path) -> bytes:
     return figure_png(scene_figure(view, pred, title=key, source=prediction), dpi=MAP_DPI)
 
 
+def _mosaic(prediction: Path, report: ScoreReport) -> tuple[bytes | None, str]:
+    """The predicted scenes as one map (PNG), and a caption; (None, why not) when it cannot be drawn.
+
+    Tie points come from each scene's ``_prep.nc`` beside its reference; scenes with a missing
+    chart are left out (listed in the caption).
+    """
+    from autoice.errors import AutoiceError
+    from autoice.export import SceneSource
+    from autoice.geolocation import DEFAULT_CRS
+    from autoice.maps import map_figure, mosaic_view
+    from autoice.mosaic import build_mosaic
+    from autoice.plots import figure_png
+
+    sources, skipped = [], []
+    for key, ref in report.references.items():
+        scene = Path(ref).with_name(key + schema.RTT_SUFFIX)
+        if report.scenes[key].missing or not scene.is_file():
+            skipped.append(key)
+        else:
+            sources.append(SceneSource(key, prediction, scene, predicted=True))
+    if not sources:
+        return None, ("no map of the predicted scenes: no tie points (the scenes' _prep.nc are not beside "
+                      "the references)")  # fmt: skip
+    try:
+        m = build_mosaic(sources, crs=DEFAULT_CRS, resolution=None, progress=False)
+    except AutoiceError as exc:
+        return None, f"no map of the predicted scenes: {exc}"
+    png = figure_png(map_figure(mosaic_view(m, title=f"predictions: {prediction.name}"), max_size=MOSAIC_SIDE),
+                     dpi=MOSAIC_DPI)  # fmt: skip
+    caption = (f"{len(m.scenes)} predicted scenes warped by their tie points onto {DEFAULT_CRS} at "
+               f"{m.resolution / 1000:g} km (newest scene on top where they overlap), as `autoice mosaic` makes it")
+    if skipped:
+        caption += f"; left out (a chart missing or no _prep.nc): {', '.join(skipped)}"
+    return png, caption
+
+
 def write_report(
     prediction: PathLike,
     reference: Sequence[PathLike],
@@ -184,7 +224,8 @@ def write_report(
         maps[key] = _scene_map(sub, key, report.references[key])
     cms = {c: figure_png(confusion_figure(pooled.charts[c].confusion_matrix(), c)) for c in schema.CHARTS}
     groups = {g: score_groups(report, g) for g in by}
-    page = _page(report, res, sub, reference, maps, cms, groups)
+    overview = _mosaic(sub, report)
+    page = _page(report, res, sub, reference, maps, cms, groups, overview)
     target = Path(out_html)
     with atomic_output(target) as tmp:
         tmp.write_text(page, encoding="utf-8")
@@ -210,7 +251,7 @@ def _provenance_block(sub: Path) -> str:
 
 def _page(
     report: ScoreReport, res: Scores, sub: Path, reference: Sequence[PathLike], maps: dict[str, bytes],
-    cms: dict[str, bytes], groups: dict[str, list[SceneGroup]],
+    cms: dict[str, bytes], groups: dict[str, list[SceneGroup]], overview: tuple[bytes | None, str] = (None, ""),
 ) -> str:  # fmt: skip
     from autoice import __version__
 
@@ -249,6 +290,13 @@ def _page(
     ]
     for chart in ("SOD", "FLOE", "SIC"):
         parts += [f"<h3>{chart}: {esc(schema.CHART_DESCRIPTIONS[chart])}</h3>", _class_table(report.pooled, chart)]
+    png, caption = overview
+    parts.append('<h2 id="mosaic">All scenes on one map</h2>')
+    if png is not None:
+        parts.append(f'<figure>{_img(png, "mosaic of the predicted scenes")}<figcaption>{esc(caption)}'
+                     "</figcaption></figure>")  # fmt: skip
+    else:
+        parts.append(f'<p class="meta">{esc(caption)}</p>')
     parts += ["<h2>Confusion matrices (all scenes)</h2>", '<div class="cms">']
     parts += [f"<figure>{_img(png, f'{c} confusion matrix')}</figure>" for c, png in cms.items()]
     parts.append("</div>")

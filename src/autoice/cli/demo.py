@@ -40,6 +40,9 @@ everything is in {w}/:
   score.json            the official scores
   report.html           scores, per-class F1, confusion matrices and maps in one page
   figures/              maps of each test scene: inputs, reference, prediction, errors
+  gis/                  the predictions on a map (EPSG:3413, open in QGIS): <scene>_{{SIC,SOD,FLOE}}.tif at
+                        {r.export_resolution:g} m, and all test scenes on one map at {r.mosaic_resolution:g} m:
+                        mosaic_{{SIC,SOD,FLOE}}.tif and its quicklook {w}/gis/mosaic.png
   checkpoints/best.pt   the best model; registered in MLflow as {r.model_uri}
 {ui}
 Serve it:   autoice serve -m {r.model_uri} --tracking-uri {uri}""")

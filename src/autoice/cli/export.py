@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from autoice.cli.cluster import scheduler_option
+
 
 @click.command("export")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -14,7 +16,7 @@ import click
 @click.option("--data", type=click.Path(path_type=Path), default=None,
               help="Folder of the scenes' _prep.nc (their tie points), for predictions (upload_package.nc).")
 @click.option("--format", "fmt", type=click.Choice(["geotiff", "netcdf"]), default="geotiff", show_default=True,
-              help="geotiff: Cloud-Optimized GeoTIFF <scene>.tif; netcdf: CF-1.8 <scene>.nc.")
+              help="geotiff: Cloud-Optimized GeoTIFFs <scene>_{SIC,SOD,FLOE}.tif; netcdf: CF-1.8 <scene>.nc.")
 @click.option("--crs", default="EPSG:3413", show_default=True,
               help="Target CRS (EPSG code, PROJ string or WKT), or 'native' to keep the swath grid with the tie "
               "points as ground control points.")
@@ -24,8 +26,9 @@ import click
               help="Folder of <scene>_uncertainty.nc (autoice predict --uncertainty): exported as float32 "
               "(<scene>_uncertainty.tif, or <chart>_uncertainty variables in the NetCDF).")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@scheduler_option
 def command(sources: tuple[Path, ...], output: Path, data: Path | None, fmt: str, crs: str, resolution: float,
-            uncertainty: Path | None, quiet: bool) -> None:  # fmt: skip
+            uncertainty: Path | None, quiet: bool, scheduler: str | None) -> None:  # fmt: skip
     """Export ice charts (predictions or reference charts) of each scene to GIS files on a map CRS.
 
     SOURCES are an upload_package.nc (with --data) or RTT files/folders with charts (train _prep.nc,
@@ -35,5 +38,5 @@ def command(sources: tuple[Path, ...], output: Path, data: Path | None, fmt: str
     from autoice.export import export
 
     result = export(list(sources), output, fmt=fmt, crs=crs, resolution=resolution, data=data,
-                    uncertainty=uncertainty, progress=not quiet)  # fmt: skip
+                    uncertainty=uncertainty, progress=not quiet, scheduler=scheduler)  # fmt: skip
     click.echo(f"wrote {len(result.files)} files for {len(result.scenes)} scenes to {output}")

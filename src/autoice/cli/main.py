@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "export": "export",
     "label": "label",
+    "mosaic": "mosaic",
 }
 
 

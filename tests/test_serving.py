@@ -102,7 +102,6 @@ def test_log_model_is_fast_and_keeps_the_run_as_it_was(registry):
     assert sig.outputs.input_names() == list(schema.CHARTS)
     assert {json.dumps(s.type.to_dict()) for s in sig.outputs.inputs} == {
         json.dumps({"type": "array", "items": {"type": "array", "items": {"type": "integer"}}})}
-    assert sig.params.to_dict() == [{"name": "per_row", "type": "boolean", "default": False, "shape": None}]
     assert info.saved_input_example_info is not None
     lines = reqs.read_text().splitlines()
     cpu = f'torch=={torch.__version__.split("+")[0]}+cpu; sys_platform == "linux"'  # never a CUDA build by accident

@@ -18,7 +18,7 @@ three forms of it:
   ``{"predictions": {"SIC": [[[..]]], "SOD": [[[..]]], "FLOE": [[[..]]]}}``; in Python,
   ``predict`` returns ``{"SIC", "SOD", "FLOE"}`` -> uint8 (batch, height, width).
 - pandas: a DataFrame with a (height, width) array per cell (``mlflow.models.evaluate``); rows of
-  different sizes are predicted one by one. With the inference parameter ``per_row=True`` each
+  different sizes are predicted one by one. Loaded with ``model_config={"per_row": True}``, each
   chart is a list of (height, width) arrays, one per row (what ``evaluate`` needs).
 - Spark: ``mlflow.pyfunc.spark_udf(spark, uri)`` over columns of ``array<array<float>>`` (a patch per
   row) gives a struct ``<SIC, SOD, FLOE>`` of ``array<array<int>>``.
@@ -67,10 +67,11 @@ SCORE_TAG = "val_combined"
 #: Checkpoint entries the served model needs (optimizer, scheduler and RNG states stay behind).
 _KEPT = ("version", "model", "config", "inputs", "epoch", "step", "best_score", "history", "run_id",
          "dataset_fingerprint")  # fmt: skip
-#: Inference parameter: one (height, width) array per input row instead of a stacked batch.
+#: Model config key (``mlflow.pyfunc.load_model(uri, model_config={PER_ROW: True})``): outputs are lists of
+#: one (height, width) array per input row instead of stacked (batch, height, width) arrays.
 PER_ROW = "per_row"
 #: Side of the input example cut from a scene (model resolution; smaller scenes give smaller).
-EXAMPLE_SIZE = 32
+EXAMPLE_SIZE = 24
 #: Rows predicted in one forward pass (a DataFrame of many patches is cut into such batches).
 ROWS_PER_PASS = 16
 
@@ -135,6 +136,7 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
         self.network: torch.nn.Module | None = None
         self.config: Config | None = None
         self.inputs: list[str] = []
+        self.per_row = False
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         """Rebuild the network from the logged checkpoint (CPU; eval mode)."""
@@ -143,6 +145,7 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
         path = context.artifacts[CHECKPOINT_ARTIFACT]
         self.network, self.config = network_from_checkpoint(load_checkpoint(path), path)
         self.inputs = list(self.config.data.inputs)
+        self.per_row = bool((getattr(context, "model_config", None) or {}).get(PER_ROW, False))
 
     def check_input(self, model_input: Any) -> np.ndarray:
         """The request as one (B, C, H, W) float32 array in channel order, or a :class:`ServingInputError`."""
@@ -202,15 +205,15 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
         context: mlflow.pyfunc.PythonModelContext | None,
         model_input,  # noqa: ANN001
         params: dict[str, Any] | None = None,
-    ) -> dict[str, np.ndarray | list[np.ndarray]]:
-        """Class maps for patches: ``{"SIC", "SOD", "FLOE"}`` -> uint8 (B, H, W), or lists of (H, W) per row.
+    ) -> dict[str, np.ndarray]:
+        """Class maps for patches: ``{"SIC", "SOD", "FLOE"}`` -> uint8 (B, H, W), or per row (H, W) arrays.
 
         Args:
             context: MLflow's model context (unused once loaded).
             model_input: channel name -> float32 (B, H, W) standard-scaled inputs, every channel of the
                 model; or a DataFrame with one patch per row (a (H, W) array per channel column).
-            params: ``per_row=True``: a list of (H, W) arrays per chart, one per row (also what rows of
-                different sizes give).
+            params: unused. Loaded with ``model_config={"per_row": True}``, each chart is a 1-D object array
+                of (H, W) arrays, one per row (also what rows of different sizes give).
         """
         import pandas as pd
 
@@ -220,11 +223,11 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
             batches = self.check_rows(model_input)
         else:
             batches = [([], self.check_input(model_input))]
-        per_row = bool((params or {}).get(PER_ROW, False)) or len(batches) > 1
+        per_row = self.per_row or len(batches) > 1
         outputs = [self._classes(x) for _, x in batches]
         if not per_row:
             return outputs[0]
-        return {chart: [row for out in outputs for row in out[chart]] for chart in schema.CHARTS}
+        return {chart: _rows([row for out in outputs for row in out[chart]]) for chart in schema.CHARTS}
 
     def _classes(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """uint8 (B, H, W) class maps of a checked (B, C, H, W) batch, ``ROWS_PER_PASS`` patches at a time."""
@@ -238,6 +241,13 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
                 out = self.network(torch.from_numpy(x[start : start + ROWS_PER_PASS]))
                 parts.append(to_classes(out, sic_mode=self.config.model.sic_mode))
         return {chart: np.concatenate([p[chart].numpy() for p in parts]) for chart in schema.CHARTS}
+
+
+def _rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """A 1-D object array of per-row arrays: pandas would stack a list of equal shapes into one 3-D array."""
+    out = np.empty(len(arrays), dtype=object)
+    out[:] = arrays
+    return out
 
 
 def _row_cell(name: str, value: Any) -> np.ndarray:
@@ -267,16 +277,15 @@ def model_signature(inputs: list[str]) -> mlflow.models.ModelSignature:
     Input columns are MLflow's ``any``: with a typed array column MLflow would turn a dict of
     (batch, height, width) arrays into one row holding the whole batch, with ``any`` into one row
     per patch, the same rows a DataFrame or Spark gives. Outputs are arrays of arrays of integers
-    (Spark: ``array<array<int>>``; uint8 in numpy). ``per_row`` is the one inference parameter.
+    (Spark: ``array<array<int>>``; uint8 in numpy).
     """
     from mlflow.models import ModelSignature
-    from mlflow.types import ColSpec, DataType, ParamSchema, ParamSpec, Schema
+    from mlflow.types import ColSpec, DataType, Schema
     from mlflow.types.schema import AnyType, Array
 
     return ModelSignature(
         inputs=Schema([ColSpec(AnyType(), name) for name in inputs]),
         outputs=Schema([ColSpec(Array(Array(DataType.integer)), chart) for chart in schema.CHARTS]),
-        params=ParamSchema([ParamSpec(PER_ROW, DataType.boolean, False)]),
     )
 
 
@@ -284,8 +293,9 @@ def input_example(scene: Path, inputs: list[str], downscale: int, size: int = EX
     """A real 1 x size x size patch of ``scene`` (model inputs at the model's resolution) per channel.
 
     The window is the one with the most data (non-zero first channel) among a coarse grid of
-    candidates, so the example is not a corner of no-data; values are rounded to 4 decimals to keep
-    the example files small (MLflow stores it twice: the example and the serving request).
+    candidates, so the example is not a corner of no-data. Values are rounded to 3 decimals (the
+    inputs are standard-scaled: about 0.1 % of their spread) and written as such, which keeps the
+    files small: MLflow stores the example twice (as itself and as an indented serving request).
     """
     from autoice.data.inputs import scene_inputs
     from autoice.scenes import open_scene
@@ -302,7 +312,8 @@ def input_example(scene: Path, inputs: list[str], downscale: int, size: int = EX
             if n > best:
                 best, at = n, (int(r), int(c))
     r, c = at
-    return {name: np.round(x[i : i + 1, r : r + sh, c : c + sw], 4) for i, name in enumerate(inputs)}
+    # float64 after rounding: JSON then shows 0.837, not float32's 0.8370000123977661
+    return {name: np.round(x[i : i + 1, r : r + sh, c : c + sw].astype(np.float64), 3) for i, name in enumerate(inputs)}
 
 
 @contextlib.contextmanager
@@ -360,6 +371,7 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str, example_scene
                     input_example=example,
                     pip_requirements=model_env.pip_requirements(),
                     step=epoch or 0,
+                    model_config={PER_ROW: False},  # declared, so a load may set it
                     metadata={
                         "inputs": inputs,
                         "input_layout": "one (height, width) float32 patch per row and channel, standard-scaled "
@@ -411,20 +423,21 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
     return int(mv.version)
 
 
-def load_model(uri: str, *, tracking_uri: str | None = None, progress: bool = True) -> mlflow.pyfunc.PyFuncModel:
+def load_model(uri: str, *, tracking_uri: str | None = None, progress: bool = True,
+               model_config: dict[str, Any] | None = None) -> mlflow.pyfunc.PyFuncModel:  # fmt: skip
     """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``).
 
     The store is only read: one that does not exist is an error naming it, never a new empty store.
     A model from a remote store is downloaded into a temporary folder that is removed once the model
     is in memory (MLflow's own download would leave a copy in /tmp per load). ``progress=False``
-    silences MLflow's download bars (``--quiet``).
+    silences MLflow's download bars (``--quiet``); ``model_config`` goes to the model (:data:`PER_ROW`).
     """
     with use_store(tracking_uri), _artifact_bars(progress), tempfile.TemporaryDirectory(prefix="autoice-load-"
                                                                                           ) as tmp:  # fmt: skip
         if uri.startswith(("models:/", "runs:/")):
             _require_stores(uri, explicit=tracking_uri is not None)
         try:
-            return mlflow.pyfunc.load_model(uri, dst_path=tmp)
+            return mlflow.pyfunc.load_model(uri, dst_path=tmp, model_config=model_config)
         except MlflowException as exc:
             down = unreachable(exc.message)
             if down is not None:

@@ -193,6 +193,9 @@ def evaluate(model_uri: str, data: PathLike | Sequence[PathLike], *, tracking_ur
     batch.check(what="scenes", outcome="nothing was evaluated")
     frame = _table([key for key, _, _ in pairs], inputs, batch.done(), [str(ref) for _, _, ref in pairs])
     score = ChallengeScore(downscale)
+    # a logged model this store holds gets the metrics attached; one from elsewhere (a folder, another
+    # store) is evaluated through its predict function: MLflow would fail looking for its logged model
+    evaluated = model if _in_store(model, store) else model.predict
     tracker = Tracker(store, run_name=f"evaluate-{time.strftime('%Y%m%d-%H%M%S')}",
                       tags={"autoice.evaluated_model": model_uri, "n_scenes": str(len(pairs))})  # fmt: skip
     status = "FAILED"
@@ -201,7 +204,7 @@ def evaluate(model_uri: str, data: PathLike | Sequence[PathLike], *, tracking_ur
             warnings.simplefilter("ignore")  # MLflow's notes on the table (array columns, no model type)
             table = _dataset(frame, [path for _, path, _ in pairs])
             result = mlflow.models.evaluate(
-                model, data=table, predictions="SIC", feature_names=inputs, model_type=None,
+                evaluated, data=table, predictions="SIC", feature_names=inputs, model_type=None,
                 evaluators="default", extra_metrics=[score.metric(m) for m in METRICS],
                 custom_artifacts=[score.confusion_matrices], env_manager="local",
             )  # fmt: skip
@@ -219,6 +222,25 @@ def evaluate(model_uri: str, data: PathLike | Sequence[PathLike], *, tracking_ur
     metrics = {m: float(result.metrics[m]) for m in METRICS}
     return EvaluateResult(tracker.run_id, store, metrics, [key for key, _, _ in pairs],
                           sorted(result.artifacts), tracker.run_url())  # fmt: skip
+
+
+def _in_store(model: Any, store: str) -> bool:
+    """Whether ``store`` holds the logged model the loaded pyfunc ``model`` came from."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from autoice.tracking import store_errors
+
+    if not model.model_id:
+        return False
+    with store_errors(store):
+        try:
+            MlflowClient(tracking_uri=store).get_logged_model(model.model_id)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+            return False
+    return True
 
 
 def _dataset(frame: pd.DataFrame, files: list[Path]) -> Any:

@@ -127,9 +127,9 @@ def non_number(value: Any, *, max_depth: int) -> str | None:
 class AutoiceModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper: the multi-task U-Net and its config, rebuilt from the checkpoint artifact."""
 
-    #: predict() takes a dict of channels, which MLflow's type-hint validation cannot describe: the
-    #: explicit tensor signature logged with the model is the contract (and this silences MLflow's
-    #: "add type hints" warning at import).
+    #: predict() takes a dict of channels or a DataFrame, which MLflow's type-hint validation cannot
+    #: describe: the explicit signature logged with the model is the contract (and this silences
+    #: MLflow's "add type hints" warning at import).
     _skip_type_hint_validation = True
 
     def __init__(self) -> None:
@@ -183,22 +183,22 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
             arrays.append(a)
         return np.stack(arrays, axis=1)
 
-    def check_rows(self, frame: pd.DataFrame) -> list[tuple[list[int], np.ndarray]]:
+    def check_rows(self, frame: pd.DataFrame) -> list[np.ndarray]:
         """A DataFrame (one patch per row, a (height, width) array per channel cell) as checked batches.
 
-        Returns (row indices, (B, C, H, W) float32) pairs: one batch when every row has the same size,
-        else one per row. Columns the model does not take are ignored, as MLflow's signature does.
+        Returns (B, C, H, W) float32 batches in row order: one when every row has the same size, else
+        one per row. Columns the model does not take are ignored, as MLflow's signature does.
         """
         missing = [c for c in self.inputs if c not in frame.columns]
         if missing:
             raise ServingInputError(f"model input: missing channel(s) {', '.join(missing)} "
                                     f"(expected {', '.join(self.inputs)})")  # fmt: skip
-        columns = {name: [_row_cell(name, value) for value in frame[name]] for name in self.inputs}
         if not len(frame):
             raise ServingInputError("model input: no rows")
+        columns = {name: [_row_cell(name, value) for value in frame[name]] for name in self.inputs}
         if all(len({a.shape for a in column}) == 1 for column in columns.values()):
-            return [(list(range(len(frame))), self.check_input({n: np.stack(c) for n, c in columns.items()}))]
-        return [([i], self.check_input({n: c[i][None] for n, c in columns.items()})) for i in range(len(frame))]
+            return [self.check_input({n: np.stack(c) for n, c in columns.items()})]
+        return [self.check_input({n: c[i][None] for n, c in columns.items()}) for i in range(len(frame))]
 
     def predict(
         self,
@@ -222,9 +222,9 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
         if isinstance(model_input, pd.DataFrame):
             batches = self.check_rows(model_input)
         else:
-            batches = [([], self.check_input(model_input))]
+            batches = [self.check_input(model_input)]
         per_row = self.per_row or len(batches) > 1
-        outputs = [self._classes(x) for _, x in batches]
+        outputs = [self._classes(x) for x in batches]
         if not per_row:
             return outputs[0]
         return {chart: _rows([row for out in outputs for row in out[chart]]) for chart in schema.CHARTS}
@@ -246,7 +246,8 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
 def _rows(arrays: list[np.ndarray]) -> np.ndarray:
     """A 1-D object array of per-row arrays: pandas would stack a list of equal shapes into one 3-D array."""
     out = np.empty(len(arrays), dtype=object)
-    out[:] = arrays
+    for i, a in enumerate(arrays):  # one by one: a slice assignment would try to broadcast them
+        out[i] = a
     return out
 
 

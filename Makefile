@@ -6,8 +6,9 @@ VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0+cpu
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
-.PHONY: install test demo lint bench clean
+.PHONY: install spark test demo lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +18,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The optional Spark extra (pyspark, for mlflow.pyfunc.spark_udf; Java 17+ must be on PATH). Without
+# it the Spark test is skipped; CI runs `make spark test`.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[dev,spark]"
+	touch $(SPARK_STAMP)
+
+spark: $(SPARK_STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests bench

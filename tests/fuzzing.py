@@ -31,7 +31,7 @@ import xarray as xr
 
 #: the rows of the table: every CLI command (``autoice.cli.main.COMMANDS``) has one
 COMMANDS = ("inspect", "prepare", "train", "predict", "score", "validate", "show", "report", "synth", "demo",
-            "serve", "download", "export", "label", "mosaic")
+            "serve", "download", "export", "label", "mosaic", "evaluate")
 TINY_TRAIN = ["--preset", "demo", "--set", "train.epochs=1", "--set", "train.batches_per_epoch=1",
               "--set", "data.patch_size=32", "--set", "model.filters=[8, 8, 16]", "--set", "data.downscale=2",
               "--set", "train.batch_size=2", "--quiet"]  # fmt: skip
@@ -49,10 +49,11 @@ class Corpus:
     reference: Path
     submission: Path
     checkpoint: Path
+    model: Path  #: the checkpoint logged as an MLflow model (a local model folder)
 
 
 def make_corpus(root: Path) -> Corpus:
-    """Synthesize 2 train + 1 test scenes of 64 x 64, a tiny checkpoint and a submission."""
+    """Synthesize 2 train + 1 test scenes of 64 x 64, a tiny checkpoint (also as an MLflow model), a submission."""
     from autoice import schema, synth
     from autoice.config import load_config
     from autoice.submission import write_submission
@@ -62,8 +63,9 @@ def make_corpus(root: Path) -> Corpus:
     synth.synthesize(data, n_train=2, n_test=1, height=64, width=64, seed=11, progress=False)
     work = root / "run"
     cfg = load_config("demo", overrides=[a for a in TINY_TRAIN if "=" in a])
-    train(cfg, data / "train", work, progress=False)
+    result = train(cfg, data / "train", work, progress=False)
     test = sorted((data / "test").glob("*_prep.nc"))[0]
+    model = _logged_model(result, test, root / "model")
     reference = sorted((data / "test").glob("*_prep_reference.nc"))[0]
     key = test.name[: schema.SCENE_KEY_LENGTH]
     rng = np.random.default_rng(0)
@@ -72,7 +74,20 @@ def make_corpus(root: Path) -> Corpus:
     preds = {key: {c: rng.integers(0, schema.N_CLASSES[c], shape).astype(np.uint8) for c in schema.CHARTS}}
     sub = write_submission(preds, root / "upload_package.nc")
     return Corpus(root, sorted((data / "raw").glob("*.nc"))[0], sorted((data / "train").glob("*_prep.nc")), test,
-                  reference, sub, work / "checkpoints" / "best.pt")  # fmt: skip
+                  reference, sub, work / "checkpoints" / "best.pt", model)  # fmt: skip
+
+
+def _logged_model(result: object, scene: Path, folder: Path) -> Path:
+    """The run's best checkpoint logged as its pyfunc model, downloaded into ``folder``."""
+    import mlflow
+
+    from autoice import serving
+    from autoice.tracking import use_store
+
+    uri = serving.log_model(result.best_checkpoint, tracking_uri=result.tracking_uri, run_id=result.run_id,
+                            example_scene=scene, progress=False)  # fmt: skip
+    with use_store(result.tracking_uri):
+        return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder)))
 
 
 # ----------------------------------------------------------------------------- mutations
@@ -536,11 +551,45 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
             _exists("out/m.nc", "out/m.png")  # fmt: skip
         return Case("mosaic", what, setup, check)
 
+    def evaluate_case(r: np.random.Generator) -> Case:
+        what = str(r.choice(["reference", "scene", "model", "store"]))
+
+        def setup(folder: Path) -> list[str]:
+            (folder / "test").mkdir()
+            for f, kind in ((c.reference, "reference"), (c.test, "scene")):
+                if what == kind:
+                    _mutated(f, folder / "test", r)
+                else:
+                    shutil.copy(f, folder / "test")
+            model, store = str(c.model), f"sqlite:///{folder / 'mlflow.db'}"
+            if what == "model":
+                (folder / "garbled").mkdir()
+                (folder / "garbled" / "MLmodel").write_text(str(r.choice(["{{{", "flavors: 7", "", "\x00\x01"])))
+                model = str(r.choice([f"models:/nope@{r.integers(9)}", "runs:/0123456789abcdef/model",
+                                      str(folder / "garbled"), str(c.checkpoint), str(folder / "missing"), ""]))
+            elif what == "store":
+                (folder / "afile").write_text("in the way")
+                store = str(r.choice([f"sqlite:///{folder / 'afile' / 'mlflow.db'}", f"sqlite:///{folder / 'afile'}",
+                                      "nonsense://x", ""]))  # fmt: skip
+            os.environ.pop("MLFLOW_TRACKING_URI", None)  # the run goes where the case says, never the shell's store
+            args = ["evaluate", model, "--data", str(folder / "test"), "--json", "--quiet"]
+            return args + (["--tracking-uri", store] if store else [])
+
+        def check(folder: Path, stdout: str) -> str | None:
+            try:
+                got = json.loads(stdout)
+            except ValueError as exc:
+                return f"--json printed invalid JSON: {exc}"
+            return None if set(got) >= {"SIC", "SOD", "FLOE", "combined", "run_id"} else f"exit 0 but {sorted(got)}"
+
+        return Case("evaluate", what, setup, check)
+
     makers = {"inspect": inspect_case, "prepare": prepare_case, "train": train_case, "predict": predict_case,
               "score": score_like("score"), "validate": score_like("validate"), "show": show_case,
               "report": score_like("report"), "synth": synth_case, "demo": demo_case,
               "serve": serve_case, "download": download_case,
-              "export": export_case, "label": label_case, "mosaic": mosaic_case}  # fmt: skip
+              "export": export_case, "label": label_case, "mosaic": mosaic_case,
+              "evaluate": evaluate_case}  # fmt: skip
     for command in COMMANDS:
         add(counts.get(command, 0), makers[command])
     return cases

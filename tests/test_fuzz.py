@@ -16,7 +16,7 @@ from fuzzing import COMMANDS, make_corpus, run_campaign
 #: cases per command in the suite (train and predict cost most)
 PER_COMMAND = {"inspect": 8, "prepare": 6, "train": 2, "predict": 5, "score": 5, "validate": 5, "show": 5,
                "report": 3, "synth": 6, "demo": 5, "serve": 4,
-               "download": 3, "export": 4, "label": 4, "mosaic": 4}  # fmt: skip
+               "download": 3, "export": 4, "label": 4, "mosaic": 4, "evaluate": 4}  # fmt: skip
 
 
 def test_every_command_is_fuzzed():

@@ -6,6 +6,7 @@ by its pid.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -297,6 +298,16 @@ def test_train_register_predict_through_a_server(server, synth_data, tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     assert out.is_file() and list(tmp.iterdir()) == []
     assert "Downloading artifacts" not in p.stderr  # --quiet: no progress bars, MLflow's neither
+    # evaluate the champion through the server: a run there with the challenge score and the matrices
+    p = _autoice("evaluate", "models:/autoice@champion", "--tracking-uri", server, "--data", str(synth_data / "test"),
+                 "--json", "--quiet", env={**_env(), "TMPDIR": str(tmp)}, cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr[-3000:]
+    got = json.loads(p.stdout)
+    evaluation = client.get_run(got["run_id"])
+    assert evaluation.info.status == "FINISHED" and evaluation.info.experiment_id != exp.experiment_id  # default exp
+    assert evaluation.data.metrics["combined"] == pytest.approx(got["combined"])
+    assert "confusion_SIC.png" in {a.path for a in client.list_artifacts(got["run_id"])}
+    assert list(tmp.iterdir()) == []
 
 
 def test_an_unreachable_server_is_one_line(synth_data, tmp_path):

@@ -38,7 +38,7 @@ def state(trained_run):
 
 
 @pytest.fixture(scope="module")
-def registry(trained_run, tmp_path_factory):
+def registry(trained_run, synth_data, tmp_path_factory):
     """A store holding the trained checkpoint as registered model NAME (alias champion)."""
     from mlflow import MlflowClient
 
@@ -48,7 +48,8 @@ def registry(trained_run, tmp_path_factory):
     exp = client.create_experiment("rel", artifact_location=(root / "artifacts").as_uri())
     run = client.create_run(exp)
     client.set_terminated(run.info.run_id, status="FINISHED")
-    model_uri = serving.log_model(trained_run / "checkpoints" / "best.pt", tracking_uri=uri, run_id=run.info.run_id)
+    model_uri = serving.log_model(trained_run / "checkpoints" / "best.pt", tracking_uri=uri, run_id=run.info.run_id,
+                                  example_scene=sorted((synth_data / "train").glob("*_prep.nc"))[0])
     serving.register(model_uri, NAME, tracking_uri=uri, score=1.0)
     return {"uri": uri, "root": root, "run_id": run.info.run_id}
 
@@ -96,7 +97,7 @@ def test_config_that_does_not_fit_the_weights_is_one_line(state, tmp_path, capsy
         serving.AutoiceModel().load_context(types.SimpleNamespace(artifacts={"checkpoint": str(path)}))
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
     with pytest.raises(AutoiceError, match="its weights do not match its stored config"):
-        serving.log_model(path, tracking_uri=store, run_id="0" * 32)
+        serving.log_model(path, tracking_uri=store, run_id="0" * 32, example_scene=tmp_path / "never_read_prep.nc")
     assert not (tmp_path / "mlflow.db").exists()
 
 

@@ -45,7 +45,7 @@ def _patch(inputs, b=2, h=20, w=24, seed=0):
 
 
 @pytest.fixture(scope="module")
-def registry(trained_run, tmp_path_factory):
+def registry(trained_run, synth_data, tmp_path_factory):
     """A fresh store with two finished runs, each holding the trained checkpoint as a pyfunc model.
 
     Registered in the order: run A with score 10, run B with score 5 (worse, after the better one),
@@ -66,7 +66,8 @@ def registry(trained_run, tmp_path_factory):
         client.set_terminated(run.info.run_id, status="FINISHED")
         runs.append(client.get_run(run.info.run_id).info)
         t0 = time.perf_counter()
-        uris.append(serving.log_model(ckpt, tracking_uri=uri, run_id=run.info.run_id))
+        uris.append(serving.log_model(ckpt, tracking_uri=uri, run_id=run.info.run_id,
+                                      example_scene=sorted((synth_data / "train").glob("*_prep.nc"))[0]))
         seconds.append(time.perf_counter() - t0)
     aliases = []
     versions = []
@@ -97,12 +98,17 @@ def test_log_model_is_fast_and_keeps_the_run_as_it_was(registry):
     inputs = registry["state"]["inputs"]
     sig = info.signature
     assert sig.inputs.input_names() == inputs
-    assert all(s.shape == (-1, -1, -1) and s.type == np.dtype(np.float32) for s in sig.inputs.inputs)
+    assert {s.type.to_dict()["type"] for s in sig.inputs.inputs} == {"any"}  # a (height, width) patch per row
     assert sig.outputs.input_names() == list(schema.CHARTS)
+    assert {json.dumps(s.type.to_dict()) for s in sig.outputs.inputs} == {
+        json.dumps({"type": "array", "items": {"type": "array", "items": {"type": "integer"}}})}
     assert info.saved_input_example_info is not None
-    pins = reqs.read_text().split()
-    assert any(p.startswith("torch==") for p in pins) and any(p.startswith("numpy==") for p in pins)
-    assert all("==" in p and "+" not in p for p in pins)
+    lines = reqs.read_text().splitlines()
+    cpu = f'torch=={torch.__version__.split("+")[0]}+cpu; sys_platform == "linux"'  # never a CUDA build by accident
+    assert cpu in lines and lines[0] == "--extra-index-url https://download.pytorch.org/whl/cpu"
+    pins = [line for line in lines[1:] if not line.startswith("torch")]
+    assert any(p.startswith("numpy==") for p in pins) and all("==" in p and "+" not in p for p in pins)
+    assert not any(p.startswith("autoice") for p in pins)  # shipped as code, not a requirement
 
 
 def test_champion_alias_follows_the_best_score(registry):

@@ -2,26 +2,39 @@
 
 A run's best checkpoint is logged as a pyfunc model (artifact name ``model``) whose only artifact is a
 slim copy of the checkpoint (weights + resolved config), so serving needs neither the training
-workdir nor its optimizer state; the serving process imports ``autoice`` from its own environment
-(``--env-manager local``). The signature names one float32 tensor per input channel, shaped
-(batch, height, width) with -1 for each, and the three outputs SIC, SOD and FLOE (uint8 class
-indices). Served, a request is a JSON object of named channel patches::
+workdir nor its optimizer state. The model is self-contained: the autoice source travels with it
+(``code_paths``) and its requirements pin autoice's dependencies, PyTorch as a CPU build
+(:mod:`autoice.model_env`). It is logged at the step of its best epoch, so MLflow attaches that
+epoch's metrics (losses, ``val_*``) to the logged model; its input example is a real patch of a
+validation scene.
 
-    {"inputs": {"nersc_sar_primary": [[[0.1, 0.2], [0.3, 0.4]]], ...one entry per channel...}}
+Input: one column per channel, each row one patch, a (height, width) array of standard-scaled
+values exactly as in the RTT files (0 = no data) at the model's resolution. The same model takes
+three forms of it:
 
-posted to ``/invocations`` with ``Content-Type: application/json`` (curl example in the README),
-and the answer is ``{"predictions": {"SIC": [[[..]]], "SOD": [[[..]]], "FLOE": [[[..]]]}}``. Values are
-standard-scaled as in training (0 = no data) at the model's resolution. A request missing a channel,
-or with mismatched shapes, non-numbers or non-finite values is answered with HTTP 400; channels the
-model does not take are ignored (MLflow's signature enforcement drops them before the model sees the
-request, so the answer is 200, as the README says). Serve with ``autoice serve`` (:mod:`autoice.server`:
-MLflow's server with the requests it mishandles answered in front of it).
+- numpy / REST: a mapping of channel name -> (batch, height, width) array. Served, a request is
+  ``{"inputs": {"nersc_sar_primary": [[[0.1, 0.2], [0.3, 0.4]]], ...}}`` posted to ``/invocations``
+  with ``Content-Type: application/json`` (curl example in the README) and the answer is
+  ``{"predictions": {"SIC": [[[..]]], "SOD": [[[..]]], "FLOE": [[[..]]]}}``; in Python,
+  ``predict`` returns ``{"SIC", "SOD", "FLOE"}`` -> uint8 (batch, height, width).
+- pandas: a DataFrame with a (height, width) array per cell (``mlflow.models.evaluate``); rows of
+  different sizes are predicted one by one. Loaded with ``model_config={"per_row": True}``, each
+  chart is a list of (height, width) arrays, one per row (what ``evaluate`` needs).
+- Spark: ``mlflow.pyfunc.spark_udf(spark, uri)`` over columns of ``array<array<float>>`` (a patch per
+  row) gives a struct ``<SIC, SOD, FLOE>`` of ``array<array<int>>``.
+
+The signature says so: each input column is MLflow's ``any`` (a dict of 3-D arrays must reach the
+model as one row per patch, which only an untyped column lets MLflow do), each output an array of
+arrays of integers. A request missing a channel, or with mismatched shapes, non-numbers or
+non-finite values is answered with HTTP 400; columns the model does not take are ignored (MLflow
+drops them before the model sees the request, so the answer is 200, as the README says). Serve with
+``autoice serve`` (:mod:`autoice.server`: MLflow's server with the requests it mishandles answered
+in front of it).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.metadata
 import json
 import math
 import os
@@ -40,6 +53,7 @@ from autoice.errors import AutoiceError
 from autoice.tracking import unreachable, use_store
 
 if TYPE_CHECKING:
+    import pandas as pd
     import torch
 
     from autoice.config import Config
@@ -53,8 +67,13 @@ SCORE_TAG = "val_combined"
 #: Checkpoint entries the served model needs (optimizer, scheduler and RNG states stay behind).
 _KEPT = ("version", "model", "config", "inputs", "epoch", "step", "best_score", "history", "run_id",
          "dataset_fingerprint")  # fmt: skip
-#: Packages the cloudpickled wrapper needs besides autoice's own runtime dependencies.
-_EXTRA_REQUIREMENTS = ("cloudpickle",)
+#: Model config key (``mlflow.pyfunc.load_model(uri, model_config={PER_ROW: True})``): outputs are lists of
+#: one (height, width) array per input row instead of stacked (batch, height, width) arrays.
+PER_ROW = "per_row"
+#: Side of the input example cut from a scene (model resolution; smaller scenes give smaller).
+EXAMPLE_SIZE = 24
+#: Rows predicted in one forward pass (a DataFrame of many patches is cut into such batches).
+ROWS_PER_PASS = 16
 
 
 class ServingInputError(AutoiceError, MlflowException):
@@ -64,9 +83,10 @@ class ServingInputError(AutoiceError, MlflowException):
         MlflowException.__init__(self, message, error_code=INVALID_PARAMETER_VALUE)
 
 
-#: Dimensions of one channel's value: (batch, height, width).
+#: Dimensions of one channel's value: (batch, height, width); one row of a DataFrame holds (height, width).
 CHANNEL_DIMS = 3
-_DIMS_NAMES = {CHANNEL_DIMS: "(batch, height, width)"}
+ROW_DIMS = 2
+_DIMS_NAMES = {CHANNEL_DIMS: "(batch, height, width)", ROW_DIMS: "(height, width)"}
 _PLAIN_NUMBERS = frozenset({int, float})
 
 
@@ -107,15 +127,16 @@ def non_number(value: Any, *, max_depth: int) -> str | None:
 class AutoiceModel(mlflow.pyfunc.PythonModel):
     """Pyfunc wrapper: the multi-task U-Net and its config, rebuilt from the checkpoint artifact."""
 
-    #: predict() takes a dict of channels, which MLflow's type-hint validation cannot describe: the
-    #: explicit tensor signature logged with the model is the contract (and this silences MLflow's
-    #: "add type hints" warning at import).
+    #: predict() takes a dict of channels or a DataFrame, which MLflow's type-hint validation cannot
+    #: describe: the explicit signature logged with the model is the contract (and this silences
+    #: MLflow's "add type hints" warning at import).
     _skip_type_hint_validation = True
 
     def __init__(self) -> None:
         self.network: torch.nn.Module | None = None
         self.config: Config | None = None
         self.inputs: list[str] = []
+        self.per_row = False
 
     def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
         """Rebuild the network from the logged checkpoint (CPU; eval mode)."""
@@ -124,6 +145,7 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
         path = context.artifacts[CHECKPOINT_ARTIFACT]
         self.network, self.config = network_from_checkpoint(load_checkpoint(path), path)
         self.inputs = list(self.config.data.inputs)
+        self.per_row = bool((getattr(context, "model_config", None) or {}).get(PER_ROW, False))
 
     def check_input(self, model_input: Any) -> np.ndarray:
         """The request as one (B, C, H, W) float32 array in channel order, or a :class:`ServingInputError`."""
@@ -161,72 +183,138 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
             arrays.append(a)
         return np.stack(arrays, axis=1)
 
+    def check_rows(self, frame: pd.DataFrame) -> list[np.ndarray]:
+        """A DataFrame (one patch per row, a (height, width) array per channel cell) as checked batches.
+
+        Returns (B, C, H, W) float32 batches in row order: one when every row has the same size, else
+        one per row. Columns the model does not take are ignored, as MLflow's signature does.
+        """
+        missing = [c for c in self.inputs if c not in frame.columns]
+        if missing:
+            raise ServingInputError(f"model input: missing channel(s) {', '.join(missing)} "
+                                    f"(expected {', '.join(self.inputs)})")  # fmt: skip
+        if not len(frame):
+            raise ServingInputError("model input: no rows")
+        columns = {name: [_row_cell(name, value) for value in frame[name]] for name in self.inputs}
+        if all(len({a.shape for a in column}) == 1 for column in columns.values()):
+            return [self.check_input({n: np.stack(c) for n, c in columns.items()})]
+        return [self.check_input({n: c[i][None] for n, c in columns.items()}) for i in range(len(frame))]
+
     def predict(
         self,
         context: mlflow.pyfunc.PythonModelContext | None,
         model_input,  # noqa: ANN001
         params: dict[str, Any] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Class maps for a batch of patches: ``{"SIC", "SOD", "FLOE"}`` -> uint8 (B, H, W).
+        """Class maps for patches: ``{"SIC", "SOD", "FLOE"}`` -> uint8 (B, H, W), or per row (H, W) arrays.
 
         Args:
             context: MLflow's model context (unused once loaded).
-            model_input: channel name -> float32 (B, H, W) standard-scaled inputs, every channel of the model.
-            params: unused.
+            model_input: channel name -> float32 (B, H, W) standard-scaled inputs, every channel of the
+                model; or a DataFrame with one patch per row (a (H, W) array per channel column).
+            params: unused. Loaded with ``model_config={"per_row": True}``, each chart is a 1-D object array
+                of (H, W) arrays, one per row (also what rows of different sizes give).
         """
+        import pandas as pd
+
+        if self.network is None or self.config is None:
+            raise AutoiceError("AutoiceModel: no network loaded (load it with mlflow.pyfunc.load_model)")
+        if isinstance(model_input, pd.DataFrame):
+            batches = self.check_rows(model_input)
+        else:
+            batches = [self.check_input(model_input)]
+        per_row = self.per_row or len(batches) > 1
+        outputs = [self._classes(x) for x in batches]
+        if not per_row:
+            return outputs[0]
+        return {chart: _rows([row for out in outputs for row in out[chart]]) for chart in schema.CHARTS}
+
+    def _classes(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """uint8 (B, H, W) class maps of a checked (B, C, H, W) batch, ``ROWS_PER_PASS`` patches at a time."""
         import torch
 
         from autoice.models.losses import to_classes
 
-        if self.network is None or self.config is None:
-            raise AutoiceError("AutoiceModel: no network loaded (load it with mlflow.pyfunc.load_model)")
-        x = torch.from_numpy(self.check_input(model_input))
+        parts = []
         with torch.no_grad():
-            out = self.network(x)
-        classes = to_classes(out, sic_mode=self.config.model.sic_mode)
-        return {chart: classes[chart].numpy() for chart in schema.CHARTS}
+            for start in range(0, len(x), ROWS_PER_PASS):
+                out = self.network(torch.from_numpy(x[start : start + ROWS_PER_PASS]))
+                parts.append(to_classes(out, sic_mode=self.config.model.sic_mode))
+        return {chart: np.concatenate([p[chart].numpy() for p in parts]) for chart in schema.CHARTS}
 
 
-def pip_requirements() -> list[str]:
-    """The runtime dependencies of autoice pinned to the installed versions (no dependency inference at log time).
+def _rows(arrays: list[np.ndarray]) -> np.ndarray:
+    """A 1-D object array of per-row arrays: pandas would stack a list of equal shapes into one 3-D array."""
+    out = np.empty(len(arrays), dtype=object)
+    for i, a in enumerate(arrays):  # one by one: a slice assignment would try to broadcast them
+        out[i] = a
+    return out
 
-    Local version labels (``2.13.0+cpu``) are dropped so the pins resolve on any index; autoice
-    itself is not listed: the serving environment has it installed (``--env-manager local``).
+
+def _row_cell(name: str, value: Any) -> np.ndarray:
+    """One DataFrame cell as a (H, W) float32 array, or a :class:`ServingInputError`.
+
+    Cells come as nested lists (MLflow's conversion of a dict of arrays, JSON), 2-D arrays (pandas)
+    or object arrays of row arrays (Spark's ``array<array<float>>`` through Arrow).
     """
-    from packaging.requirements import Requirement
-
-    names = []
-    for spec in importlib.metadata.requires("autoice") or []:
-        req = Requirement(spec)
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue  # optional (dev) dependencies
-        names.append(req.name)
-    names += [n for n in _EXTRA_REQUIREMENTS if n not in names]
-    pins = []
-    for name in names:
-        try:
-            version = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-        pins.append(f"{name}=={version.split('+')[0]}")
-    return pins
+    if isinstance(value, np.ndarray) and value.dtype == object:
+        value = list(value)
+    problem = non_number(value, max_depth=ROW_DIMS)
+    if problem is not None:
+        raise ServingInputError(f"model input: channel {name} {problem}")
+    try:
+        a = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise ServingInputError(f"model input: channel {name} is not a (height, width) array ({exc})") from exc
+    if a.ndim != ROW_DIMS or min(a.shape) < 1:
+        raise ServingInputError(f"model input: channel {name} must hold a non-empty (height, width) array per row, "
+                                f"got shape {a.shape}")  # fmt: skip
+    return a
 
 
 def model_signature(inputs: list[str]) -> mlflow.models.ModelSignature:
-    """One float32 (batch, height, width) tensor per named channel in; uint8 SIC, SOD, FLOE out."""
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
+    """One column per named channel in (a (height, width) patch per row); SIC, SOD, FLOE class maps out.
 
-    shape = (-1, -1, -1)
+    Input columns are MLflow's ``any``: with a typed array column MLflow would turn a dict of
+    (batch, height, width) arrays into one row holding the whole batch, with ``any`` into one row
+    per patch, the same rows a DataFrame or Spark gives. Outputs are arrays of arrays of integers
+    (Spark: ``array<array<int>>``; uint8 in numpy).
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, DataType, Schema
+    from mlflow.types.schema import AnyType, Array
+
     return ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), shape, name) for name in inputs]),
-        outputs=Schema([TensorSpec(np.dtype(np.uint8), shape, chart) for chart in schema.CHARTS]),
+        inputs=Schema([ColSpec(AnyType(), name) for name in inputs]),
+        outputs=Schema([ColSpec(Array(Array(DataType.integer)), chart) for chart in schema.CHARTS]),
     )
 
 
-def input_example(inputs: list[str], size: int = 16) -> dict[str, np.ndarray]:
-    """A 1 x size x size patch of zeros (no data) per channel."""
-    return {name: np.zeros((1, size, size), dtype=np.float32) for name in inputs}
+def input_example(scene: Path, inputs: list[str], downscale: int, size: int = EXAMPLE_SIZE) -> dict[str, np.ndarray]:
+    """A real 1 x size x size patch of ``scene`` (model inputs at the model's resolution) per channel.
+
+    The window is the one with the most data (non-zero first channel) among a coarse grid of
+    candidates, so the example is not a corner of no-data. Values are rounded to 3 decimals (the
+    inputs are standard-scaled: about 0.1 % of their spread) and written as such, which keeps the
+    files small: MLflow stores the example twice (as itself and as an indented serving request).
+    """
+    from autoice.data.inputs import scene_inputs
+    from autoice.scenes import open_scene
+
+    with open_scene(scene, check_values=False) as ds:
+        x = scene_inputs(ds, inputs, downscale)
+    h, w = x.shape[1:]
+    sh, sw = min(size, h), min(size, w)
+    valid = (x[0] != schema.INPUT_FILL).astype(np.int64)
+    best, at = -1, (0, 0)
+    for r in np.linspace(0, h - sh, num=min(8, h - sh + 1), dtype=int):
+        for c in np.linspace(0, w - sw, num=min(8, w - sw + 1), dtype=int):
+            n = int(valid[r : r + sh, c : c + sw].sum())
+            if n > best:
+                best, at = n, (int(r), int(c))
+    r, c = at
+    # float64 after rounding: JSON then shows 0.837, not float32's 0.8370000123977661
+    return {name: np.round(x[i : i + 1, r : r + sh, c : c + sw].astype(np.float64), 3) for i, name in enumerate(inputs)}
 
 
 @contextlib.contextmanager
@@ -250,41 +338,61 @@ def _in_run(run_id: str) -> Iterator[None]:
         client.set_terminated(run_id, status=before.status, end_time=before.end_time)
 
 
-def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str, progress: bool = True) -> str:
+def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str, example_scene: Path, progress: bool = True
+              ) -> str:  # fmt: skip
     """Log a checkpoint as the pyfunc model ``model`` of an existing run; returns the model URI.
 
-    The checkpoint goes in slimmed to weights + config + history; requirements are pinned
-    explicitly, so logging takes seconds (the input example is checked by one prediction).
+    The checkpoint goes in slimmed to weights + config + history, the autoice source beside it
+    (``code_paths``), requirements pinned explicitly (:mod:`autoice.model_env`), so logging takes
+    seconds (the input example, a patch of ``example_scene``, is checked by one prediction). The
+    model is logged at the run's step of the checkpoint's epoch (1-based, as the run's metrics), so
+    MLflow attaches the metrics of that epoch to the logged model.
     """
+    from autoice import model_env
     from autoice.checkpoints import load_checkpoint, network_from_checkpoint, save_checkpoint
 
     state = load_checkpoint(checkpoint)
-    network_from_checkpoint(state, checkpoint)  # a model that could not be served is not logged
-    inputs = list(state.get("inputs") or state["config"]["data"]["inputs"])
+    _, cfg = network_from_checkpoint(state, checkpoint)  # a model that could not be served is not logged
+    inputs = list(cfg.data.inputs)
+    example = input_example(Path(example_scene), inputs, cfg.data.downscale)
     score = state.get("best_score")
+    epoch = int(state["epoch"]) + 1 if state.get("epoch") is not None else None  # checkpoints count from 0
     with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, use_store(tracking_uri), _artifact_bars(progress):
         slim = Path(tmp) / "best.pt"
         save_checkpoint(slim, {k: state[k] for k in _KEPT if k in state})
+        code = model_env.copy_package(Path(tmp) / "code")
         try:
             with _in_run(run_id):
                 info = mlflow.pyfunc.log_model(
                     name=MODEL_NAME,
                     python_model=AutoiceModel(),
                     artifacts={CHECKPOINT_ARTIFACT: str(slim)},
+                    code_paths=[str(code)],
                     signature=model_signature(inputs),
-                    input_example=input_example(inputs),
-                    pip_requirements=pip_requirements(),
+                    input_example=example,
+                    pip_requirements=model_env.pip_requirements(),
+                    step=epoch or 0,
+                    model_config={PER_ROW: False},  # declared, so a load may set it
                     metadata={
                         "inputs": inputs,
-                        "sic_mode": state["config"]["model"]["sic_mode"],
-                        "downscale": state["config"]["data"]["downscale"],
+                        "input_layout": "one (height, width) float32 patch per row and channel, standard-scaled "
+                                        "as in the RTT files (0 = no data); or channel -> (batch, height, width)",
+                        "sic_mode": cfg.model.sic_mode,
+                        "downscale": cfg.data.downscale,
                         "best_score": None if score is None or not math.isfinite(score) else float(score),
-                        "epoch": state.get("epoch"),
+                        "epoch": epoch,
+                        "autoice_version": _autoice_version(),
                     },
                 )
         except MlflowException as exc:
             raise AutoiceError(f"{checkpoint}: could not log the model into run {run_id} ({exc.message})") from exc
     return info.model_uri
+
+
+def _autoice_version() -> str:
+    from autoice import __version__
+
+    return __version__
 
 
 def _score_of(version: Any) -> float:
@@ -316,20 +424,21 @@ def register(model_uri: str, name: str, *, tracking_uri: str, score: float, alia
     return int(mv.version)
 
 
-def load_model(uri: str, *, tracking_uri: str | None = None, progress: bool = True) -> mlflow.pyfunc.PyFuncModel:
+def load_model(uri: str, *, tracking_uri: str | None = None, progress: bool = True,
+               model_config: dict[str, Any] | None = None) -> mlflow.pyfunc.PyFuncModel:  # fmt: skip
     """Load a logged autoice model (``models:/NAME@ALIAS``, ``models:/NAME/VERSION``, ``runs:/ID/model``).
 
     The store is only read: one that does not exist is an error naming it, never a new empty store.
     A model from a remote store is downloaded into a temporary folder that is removed once the model
     is in memory (MLflow's own download would leave a copy in /tmp per load). ``progress=False``
-    silences MLflow's download bars (``--quiet``).
+    silences MLflow's download bars (``--quiet``); ``model_config`` goes to the model (:data:`PER_ROW`).
     """
     with use_store(tracking_uri), _artifact_bars(progress), tempfile.TemporaryDirectory(prefix="autoice-load-"
                                                                                           ) as tmp:  # fmt: skip
         if uri.startswith(("models:/", "runs:/")):
             _require_stores(uri, explicit=tracking_uri is not None)
         try:
-            return mlflow.pyfunc.load_model(uri, dst_path=tmp)
+            return mlflow.pyfunc.load_model(uri, dst_path=tmp, model_config=model_config)
         except MlflowException as exc:
             down = unreachable(exc.message)
             if down is not None:

@@ -570,7 +570,9 @@ def _register(run: _Run, name: str) -> None:
     from autoice import serving
 
     tracker = run.tracker
-    uri = serving.log_model(run.best_path, tracking_uri=tracker.uri, run_id=tracker.run_id, progress=run.progress)
+    scenes = run.scenes.val_files or run.scenes.train_files  # the input example is a patch of the first
+    uri = serving.log_model(run.best_path, tracking_uri=tracker.uri, run_id=tracker.run_id, example_scene=scenes[0],
+                            progress=run.progress)  # fmt: skip
     version = serving.register(uri, name, tracking_uri=tracker.uri, score=run.best)
     _say(run.dist, f"registered {name} version {version} ({uri})")
 

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "score": "score",
     "train": "train",
     "predict": "predict",
+    "evaluate": "evaluate",
     "serve": "serve",
     "show": "show",
     "report": "report",

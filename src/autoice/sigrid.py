@@ -13,9 +13,12 @@ export reprojects it, nearest neighbour):
    (:data:`MIN_AREA_KM2` = 1 km², i.e. ``min_area / resolution²`` pixels: 156 at 80 m) are
    merged into a neighbouring region on the raster, before polygonising, with GDAL's sieve
    filter (:func:`rasterio.features.sieve`): the region takes the value of its *largest*
-   neighbouring region, and repeats until none is left below the area. Working on the raster
-   means the pieces can never leave gaps or overlaps. A region with no neighbour of data (an
-   island surrounded by no data) is kept, whatever its size; no-data pixels are never filled.
+   neighbouring region. GDAL leaves a small region alone when no neighbour reaches the area, so
+   the passes repeat until nothing changes (at most :data:`SIEVE_PASSES`) and a noisy patch of
+   small regions inside a large one is absorbed from its edge inwards. Working on the raster
+   means the pieces can never leave gaps or overlaps. Small regions that reach no large region,
+   not even through other small ones (an island surrounded by no data; a map that is noise
+   everywhere), are kept; no-data pixels are never filled.
 3. **Polygons.** :func:`rasterio.features.shapes` turns each region into one polygon (with its
    holes) on the pixel grid, so neighbours share their edges exactly.
 4. **Simplified boundaries.** Each shared edge is simplified once, for both its polygons, by
@@ -111,6 +114,9 @@ FIELD_WIDTH: dict[str, int] = {**{f: 2 for f in SIGRID_FIELDS}, "CF": 4, "POLY_T
 
 MIN_AREA_KM2 = 1.0  #: regions below this area are merged into a neighbour (see the module docstring)
 TOLERANCE_PX = 1.0  #: boundary simplification tolerance, in pixels of the target grid
+#: Most sieve passes: GDAL merges a small region only into a neighbour as large as the area, so a
+#: patch of small regions is absorbed from its edge inwards, a pass per layer (specks need one).
+SIEVE_PASSES = 16
 DRIVERS: dict[str, str] = {".shp": "ESRI Shapefile", ".gpkg": "GPKG"}
 #: Sidecars of an older shapefile that would describe the wrong geometry after an overwrite.
 STALE_SIDECARS: tuple[str, ...] = (".qix", ".sbn", ".sbx")
@@ -291,7 +297,7 @@ def polygonize(charts: np.ndarray, transform: Affine, *, min_pixels: int = 1, to
     Args:
         charts: (3, h, w) uint8 SIC, SOD, FLOE on the grid (255 = no data), classes checked.
         transform: the grid's affine transform (pixel -> CRS).
-        min_pixels: regions of fewer pixels are merged into their largest neighbour (1: none).
+        min_pixels: regions of fewer pixels are merged into their largest neighbour (1: none; see step 2).
         tolerance: boundary simplification tolerance in pixels (0: pixel edges kept).
         uncertainty: (3, h, w) float uncertainty on the same grid (NaN = none), averaged per polygon.
 
@@ -304,8 +310,11 @@ def polygonize(charts: np.ndarray, transform: Affine, *, min_pixels: int = 1, to
 
     codes = encode_triples(charts)
     data = codes > 0
-    if min_pixels > 1:
-        codes = rasterio.features.sieve(codes, int(min_pixels), mask=data, connectivity=4)
+    for _ in range(SIEVE_PASSES if min_pixels > 1 else 0):  # until no region below the area is left
+        merged = rasterio.features.sieve(codes, int(min_pixels), mask=data, connectivity=4)
+        if np.array_equal(merged, codes):
+            break
+        codes = merged
     shapes = list(rasterio.features.shapes(codes, mask=data, connectivity=4, transform=Affine.identity()))
     del data
     classes = decode_triples(np.array([v for _, v in shapes], dtype=np.int64))

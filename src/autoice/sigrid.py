@@ -10,15 +10,16 @@ export reprojects it, nearest neighbour):
    first (as the decoder does for the training labels). Every other (SIC, SOD, FLOE) triple,
    255 in SOD or FLOE included, is written as it is.
 2. **Small regions.** Connected (4-neighbour) regions of one triple smaller than ``min_area``
-   (:data:`MIN_AREA_KM2` = 1 km², i.e. ``min_area / resolution²`` pixels: 156 at 80 m) are
-   merged into a neighbouring region on the raster, before polygonising, with GDAL's sieve
-   filter (:func:`rasterio.features.sieve`): the region takes the value of its *largest*
+   (:data:`MIN_AREA_KM2` = 1 km², i.e. ``min_area / resolution²`` pixels rounded up: 157 at
+   80 m) are merged into a neighbouring region on the raster, before polygonising, with GDAL's
+   sieve filter (:func:`rasterio.features.sieve`): the region takes the value of its *largest*
    neighbouring region. GDAL leaves a small region alone when no neighbour reaches the area, so
-   the passes repeat until nothing changes (at most :data:`SIEVE_PASSES`) and a noisy patch of
-   small regions inside a large one is absorbed from its edge inwards. Working on the raster
-   means the pieces can never leave gaps or overlaps. Small regions that reach no large region,
-   not even through other small ones (an island surrounded by no data; a map that is noise
-   everywhere), are kept; no-data pixels are never filled.
+   the sieve is repeated while the polygons still include small ones and it changes something
+   (at most :data:`SIEVE_PASSES` times): a noisy patch of small regions inside a large one is
+   absorbed from its edge inwards. Working on the raster means the pieces can never leave gaps
+   or overlaps. Small regions that reach no large region, not even through other small ones (an
+   island surrounded by no data; a map that is noise everywhere), are kept; no-data pixels are
+   never filled.
 3. **Polygons.** :func:`rasterio.features.shapes` turns each region into one polygon (with its
    holes) on the pixel grid, so neighbours share their edges exactly.
 4. **Simplified boundaries.** Each shared edge is simplified once, for both its polygons, by
@@ -310,15 +311,24 @@ def polygonize(charts: np.ndarray, transform: Affine, *, min_pixels: int = 1, to
 
     codes = encode_triples(charts)
     data = codes > 0
-    for _ in range(SIEVE_PASSES if min_pixels > 1 else 0):  # until no region below the area is left
+    passes = SIEVE_PASSES if min_pixels > 1 else 0
+    if passes:
+        codes = rasterio.features.sieve(codes, int(min_pixels), mask=data, connectivity=4)
+    while True:
+        shapes = list(rasterio.features.shapes(codes, mask=data, connectivity=4, transform=Affine.identity()))
+        coords, ring_end, poly_end = _rings(shapes)
+        passes -= 1
+        if passes <= 0:
+            break
+        pixels = shapely.area(shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (ring_end, poly_end)))
+        if not (pixels < min_pixels).any():  # the usual case: one pass merged every speck
+            break
         merged = rasterio.features.sieve(codes, int(min_pixels), mask=data, connectivity=4)
-        if np.array_equal(merged, codes):
+        if np.array_equal(merged, codes):  # what is left reaches no large region (step 2)
             break
         codes = merged
-    shapes = list(rasterio.features.shapes(codes, mask=data, connectivity=4, transform=Affine.identity()))
     del data
     classes = decode_triples(np.array([v for _, v in shapes], dtype=np.int64))
-    coords, ring_end, poly_end = _rings(shapes)
     del shapes
     coords, ring_end = _node(coords, ring_end, codes)
     geometry = shapely.from_ragged_array(shapely.GeometryType.POLYGON, coords, (ring_end, poly_end))

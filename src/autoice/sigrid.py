@@ -444,9 +444,8 @@ def write_chart(out: PathLike, scenes: Sequence[ScenePolygons], crs: CRS, *, wit
     """Write every scene's polygons as one SIGRID-3 layer, atomically (see the module docstring)."""
     import pyogrio
     import shapely
-    from pyogrio.errors import DataLayerError, DataSourceError, FieldError, GeometryError
 
-    from autoice.atomic import work_folder
+    from autoice.atomic import work_folder, write_error
     from autoice.interrupts import deferred
 
     path, driver = check_output(out)
@@ -462,11 +461,9 @@ def write_chart(out: PathLike, scenes: Sequence[ScenePolygons], crs: CRS, *, wit
                                   driver=driver, layer=path.stem, crs=crs.to_wkt(), encoding="UTF-8",
                                   geometry_type="MultiPolygon" if multi else "Polygon",
                                   promote_to_multi=multi)  # fmt: skip
-        except (DataSourceError, DataLayerError, FieldError, GeometryError, OSError) as exc:
-            from autoice.atomic import write_error
-
-            if isinstance(exc, OSError):
-                raise write_error(path, exc) from exc
+        except OSError as exc:
+            raise write_error(path, exc) from exc
+        except (RuntimeError, ValueError) as exc:  # pyogrio's errors are RuntimeErrors (GDAL's message)
             raise OutputError(path, f"cannot write this chart: {str(exc).splitlines()[0]}") from exc
         files = sorted(tmp.iterdir(), key=lambda p: (p.suffix.lower() == path.suffix.lower(), p.name))
         with deferred():
@@ -475,8 +472,6 @@ def write_chart(out: PathLike, scenes: Sequence[ScenePolygons], crs: CRS, *, wit
                 try:
                     os.replace(f, target)
                 except OSError as exc:
-                    from autoice.atomic import write_error
-
                     raise write_error(target, exc) from exc
                 written.append(target)
             if driver == DRIVERS[".shp"]:

@@ -257,6 +257,32 @@ def _exists(*names: str) -> Callable[[Path, str], str | None]:
     return check
 
 
+def _sigrid_chart(name: str) -> Callable[[Path, str], str | None]:
+    """Exit 0 must mean a chart that opens, has a CRS and whose egg codes the project's decoder reads."""
+
+    def check(folder: Path, stdout: str) -> str | None:
+        import pyogrio
+
+        from autoice import charts, schema
+
+        try:
+            meta, _, _, values = pyogrio.raw.read(folder / name)
+        except Exception as exc:  # noqa: BLE001 - any failure to open is the finding
+            return f"exit 0 but {name} does not open: {exc}"
+        if not meta["crs"]:
+            return f"exit 0 but {name} has no CRS"
+        fields = dict(zip(meta["fields"], values, strict=True))
+        header = schema.POLYGON_CODES_HEADER
+        rows = [";".join(header)] + [";".join([str(i), *(str(fields[f][i]) for f in header[1:])])
+                                     for i in range(len(fields["CT"]))]  # fmt: skip
+        table = charts.decode_polygon_codes(rows)
+        got = np.stack([table.classes[c] for c in schema.CHARTS], axis=1)
+        want = np.stack([fields[c] for c in schema.CHARTS], axis=1)
+        return None if np.array_equal(got, want) else f"exit 0 but {name}'s egg codes decode to other classes"
+
+    return check
+
+
 def _valid_submission(name: str) -> Callable[[Path, str], str | None]:
     def check(folder: Path, stdout: str) -> str | None:
         from autoice.submission import scene_shapes, validate_submission
@@ -473,7 +499,11 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
         return Case("download", "arguments", setup, check)
     def export_case(r: np.random.Generator) -> Case:
         what = str(r.choice(["reference", "scene", "submission", "arguments"]))
-        fmt = str(r.choice(["geotiff", "netcdf"]))
+        fmt = str(r.choice(["geotiff", "netcdf", "sigrid3"]))
+        out = "out"
+        if fmt == "sigrid3":  # one chart file; now and then a name it must refuse
+            out = str(r.choice(["out/chart.shp", "out/chart.gpkg", "out/chart.GPKG", "out/chart.tif", "out/chart",
+                                "out"]))  # fmt: skip
 
         def setup(folder: Path) -> list[str]:
             scenes = folder / "scenes"
@@ -493,8 +523,10 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
                         str(r.choice(["0", "-80", "nan", "EPSG:999999", "nonsense", "native", "EPSG:4326", "1e9"]))]
                 if opts[0] == "--crs":
                     opts += ["--resolution", "4000"]
-            return ["export", *src, "-o", str(folder / "out"), "--format", fmt, *opts, "--quiet"]
+            return ["export", *src, "-o", str(folder / out), "--format", fmt, *opts, "--quiet"]
 
+        if fmt == "sigrid3":
+            return Case("export", what, setup, _sigrid_chart(out))
         return Case("export", what, setup, _exists("out/*.tif" if fmt == "geotiff" else "out/*.nc"))
 
     def label_case(r: np.random.Generator) -> Case:

@@ -16,6 +16,7 @@ whose tie points come from the ``_prep.nc`` beside it). Per scene:
   ``<chart>_uncertainty`` float32 when given, and provenance attributes.
 
 ``crs=None`` (``--crs native``) keeps the swath grid and attaches the tie points as GCPs.
+``sigrid3`` writes every scene's charts as SIGRID-3 polygons into one file: see :mod:`autoice.sigrid`.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ if TYPE_CHECKING:
 
 PathLike = str | os.PathLike[str]
 
-FORMATS = ("geotiff", "netcdf")
+FORMATS = ("geotiff", "netcdf", "sigrid3")
 BLOCK = 512  #: COG tile size
 WARP_THREADS = 2  #: GDAL warper threads
 OVERVIEW_RESAMPLING = "NEAREST"  #: classes (MODE is 4x slower on a full scene)
@@ -425,6 +426,11 @@ def export(sources: Sequence[PathLike] | PathLike, out: PathLike, *, fmt: str = 
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format: unknown format {fmt!r}; valid: {', '.join(FORMATS)}")
+    if fmt == "sigrid3":  # one file of polygons for all scenes
+        from autoice.sigrid import export_sigrid
+
+        return export_sigrid(sources, out, crs=crs, resolution=resolution, data=data, uncertainty=uncertainty,
+                             progress=progress, scheduler=scheduler)  # fmt: skip
     if isinstance(crs, str):
         crs = parse_crs(crs)
     check_resolution(resolution)

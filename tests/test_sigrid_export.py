@@ -460,3 +460,31 @@ def test_a_failed_write_leaves_the_old_chart_whole(synth_data, tmp_path, monkeyp
     res = export(ref[1:], tmp_path / "chart.shp", fmt="sigrid3", resolution=RES, progress=False)
     assert res.scenes == [ref[1].name[:19]] and not (tmp_path / "chart.qix").exists()  # the old index would lie
     assert set(_read(tmp_path / "chart.shp")[2]["SCENE"]) == {ref[1].name[:19]}
+
+
+def test_label_of_the_exported_chart_reproduces_the_prediction_on_the_scene_grid(synth_data, exported, tmp_path):
+    """The loop closed: ``label(export(prediction))`` through both commands' code, on scenes of both services."""
+    from autoice.export import export
+    from autoice.labelling import label_scene
+    from autoice.submission import write_submission
+
+    _, stacks = exported
+    services = set()
+    for key, stack in stacks.items():
+        folder = tmp_path / key
+        package = write_submission({key: dict(zip(schema.CHARTS, stack, strict=True))}, folder / "upload_package.nc")
+        chart = folder / "chart.gpkg"
+        export([package], chart, fmt="sigrid3", data=synth_data / "test", resolution=RES, progress=False)
+        scene = synth_data / "test" / f"{key}{schema.RTT_SUFFIX}"
+        result = label_scene(scene, chart, folder / "labelled")
+        assert result.polygons > 5 and not any(result.undecodable.values())
+        with xr.open_dataset(result.output) as ds:
+            got = np.stack([ds[c].values for c in schema.CHARTS])
+            no_data = np.all([ds[v].values == 0 for v in schema.FULL_GRID_INPUTS], axis=0)  # label's 255 there
+        want = _expected(stack)
+        inner = _interior((want[0].astype(np.int32) * 256 + want[1]) * 256 + want[2]) & ~no_data
+        assert inner.sum() > 1000, key
+        agree = (got[:, inner] == want[:, inner]).all(axis=0).mean()
+        assert agree >= 0.99, (key, agree)
+        services.add(key[-3:])
+    assert services == set(schema.SERVICES)

@@ -497,6 +497,24 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
             return None if "nothing downloaded" in stdout else "exit 0 although no host could be reached"
 
         return Case("download", "arguments", setup, check)
+
+    def charts_source(folder: Path, what: str, r: np.random.Generator, extra: Path | None = None) -> list[str]:
+        """SOURCE arguments of export/mosaic: a scenes folder (reference and test scene, one mutated when
+        ``what`` names it, plus ``extra``) or a mutated submission with ``--data`` that folder."""
+        scenes = folder / "scenes"
+        scenes.mkdir()
+        for f, kind in ((c.reference, "reference"), (c.test, "scene")):
+            if what == kind:
+                _mutated(f, scenes, r)
+            else:
+                shutil.copy(f, scenes)
+        if extra is not None:
+            shutil.copy(extra, scenes)
+        if what == "submission":
+            sub, _ = _mutated(c.submission, folder, r)
+            return [str(sub), "--data", str(scenes)]
+        return [str(scenes)]
+
     def export_case(r: np.random.Generator) -> Case:
         what = str(r.choice(["reference", "scene", "submission", "arguments"]))
         fmt = str(r.choice(["geotiff", "netcdf", "sigrid3"]))
@@ -506,17 +524,7 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
                                 "out"]))  # fmt: skip
 
         def setup(folder: Path) -> list[str]:
-            scenes = folder / "scenes"
-            scenes.mkdir()
-            src: list[str] = [str(scenes)]
-            for f, kind in ((c.reference, "reference"), (c.test, "scene")):
-                if what == kind:
-                    _mutated(f, scenes, r)
-                else:
-                    shutil.copy(f, scenes)
-            if what == "submission":
-                sub, _ = _mutated(c.submission, folder, r)
-                src = [str(sub), "--data", str(scenes)]
+            src = charts_source(folder, what, r)
             opts = ["--resolution", "4000", "--crs", "EPSG:3413"]  # the 64 x 64 miniature spans ~400 km
             if what == "arguments":
                 opts = [str(r.choice(["--resolution", "--crs"])),
@@ -554,18 +562,7 @@ def make_cases(corpus: Corpus, seed: int, per_command: int | dict[str, int]) -> 
         name = str(r.choice(["m.tif", "m.nc"]))
 
         def setup(folder: Path) -> list[str]:
-            scenes = folder / "scenes"
-            scenes.mkdir()
-            src: list[str] = [str(scenes)]
-            for f, kind in ((c.reference, "reference"), (c.test, "scene")):
-                if what == kind:
-                    _mutated(f, scenes, r)
-                else:
-                    shutil.copy(f, scenes)
-            shutil.copy(c.train[0], scenes)  # a second scene, with its own charts
-            if what == "submission":
-                sub, _ = _mutated(c.submission, folder, r)
-                src = [str(sub), "--data", str(scenes)]
+            src = charts_source(folder, what, r, extra=c.train[0])  # a second scene, with its own charts
             opts = ["--resolution", "4000"]
             out = name
             if what == "arguments":

@@ -404,7 +404,9 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(synth_data, tmp_path):
     with netCDF4.Dataset(pkg, "a") as nc:
         nc[schema.submission_variable(key, "SOD")][3, 3] = 17
     code, err = _cli([pkg, "-o", tmp_path / "mixed.gpkg", *sig, "--data", synth_data / "test"])
-    assert code == 1 and f"{pkg}: SOD holds 17: not a class 0..5 nor 255" in err and "1 of 2 scenes failed" in err
+    sod = schema.submission_variable(key, "SOD")
+    assert code == 1 and f"{pkg}: {sod} has 1 pixels outside the SOD classes 0..5" in err, err
+    assert "1 of 2 scenes failed" in err
     assert set(_read(tmp_path / "mixed.gpkg")[2]["SCENE"]) == set(stacks) - {key}  # the good scene is written
     _one_line([pkg, "-o", out / "chart.gpkg", *sig], "--data")
     assert sorted(p.name for p in out.iterdir()) == ["adir.shp"] and not list((out / "adir.shp").iterdir())

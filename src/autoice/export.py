@@ -155,6 +155,16 @@ def read_geolocation(source: SceneSource) -> tuple[Geolocation, dict[str, Any]]:
         return scene_geolocation(ds, source.scene), dict(ds.attrs)
 
 
+def read_chart_stack(source: SceneSource) -> tuple[Geolocation, dict[str, Any], np.ndarray]:
+    """A scene's geolocation, its attributes and its (3, h, w) classes, checked to share the scene's shape."""
+    geo, attrs = read_geolocation(source)
+    charts = read_charts(source)
+    for c, a in charts.items():
+        if a.shape != geo.shape:
+            raise SceneError(source.charts, f"{source.key} {c} has shape {a.shape}, its scene {geo.shape}")
+    return geo, attrs, np.stack([charts[c] for c in schema.CHARTS])
+
+
 def read_uncertainty(folder: PathLike, key: str, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
     """The scene's uncertainty maps (3, h, w) float32 from ``<key>_uncertainty.nc``, and their downscale."""
     import xarray as xr
@@ -367,13 +377,7 @@ def export_scene(source: SceneSource, out: PathLike, *, fmt: str, crs: CRS | Non
                  resolution: float = DEFAULT_RESOLUTION,
                  uncertainty: PathLike | None = None) -> list[Path]:  # fmt: skip
     """Export one scene; returns the files written (see the module docstring)."""
-    geo, attrs = read_geolocation(source)
-    charts = read_charts(source)
-    for c, a in charts.items():
-        if a.shape != geo.shape:
-            raise SceneError(source.charts, f"{source.key} {c} has shape {a.shape}, its scene {geo.shape}")
-    stack = np.stack([charts[c] for c in schema.CHARTS])
-    del charts
+    geo, attrs, stack = read_chart_stack(source)
     unc = read_uncertainty(uncertainty, source.key, geo.shape) if uncertainty is not None else None
     meta = provenance(source, attrs, _package_attrs(source))
     out = Path(out)

@@ -85,8 +85,7 @@ from autoice.export import (
     ExportResult,
     SceneSource,
     find_sources,
-    read_charts,
-    read_geolocation,
+    read_chart_stack,
     read_uncertainty,
     scene_time,
 )
@@ -159,16 +158,6 @@ class Polygons:
     geometry: np.ndarray
     classes: np.ndarray
     uncertainty: np.ndarray | None = None
-
-
-def check_classes(charts: np.ndarray, path: PathLike) -> None:
-    """Refuse a chart value that is neither a class nor 255 (one line naming the file)."""
-    for i, chart in enumerate(schema.CHARTS):
-        counts = np.bincount(charts[i].ravel(), minlength=256)
-        bad = [v for v in np.flatnonzero(counts) if v >= schema.N_CLASSES[chart] and v != schema.CHART_FILL]
-        if bad:
-            raise SceneError(path, f"{chart} holds {', '.join(map(str, bad[:5]))}: not a class "
-                                   f"0..{schema.N_CLASSES[chart] - 1} nor {schema.CHART_FILL}")  # fmt: skip
 
 
 def encode_triples(charts: np.ndarray) -> np.ndarray:
@@ -378,14 +367,7 @@ class ScenePolygons:
 def scene_polygons(source: SceneSource, crs: CRS, resolution: float, uncertainty: PathLike | None,
                    min_area_km2: float, tolerance: float) -> ScenePolygons:  # fmt: skip
     """Read, reproject and polygonise one scene (a job of :func:`export_sigrid`; pickles for a cluster)."""
-    geo, _ = read_geolocation(source)
-    charts = read_charts(source)
-    for c, a in charts.items():
-        if a.shape != geo.shape:
-            raise SceneError(source.charts, f"{source.key} {c} has shape {a.shape}, its scene {geo.shape}")
-    stack = np.stack([charts[c] for c in schema.CHARTS])
-    del charts
-    check_classes(stack, source.charts)
+    geo, _, stack = read_chart_stack(source)  # classes checked: a value outside them is a scene error
     unc = read_uncertainty(uncertainty, source.key, geo.shape) if uncertainty is not None else None
     rep = reproject_scene(stack, geo, crs, resolution, threads=WARP_THREADS)
     del stack

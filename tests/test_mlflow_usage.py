@@ -22,6 +22,7 @@ from autoice.cli.main import main
 from autoice.config import load_config
 from autoice.errors import AutoiceError
 from autoice.train import train
+from processes import stop_group
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TINY = ["train.epochs=1", "train.batches_per_epoch=2", "train.batch_size=4", "data.patch_size=32",
@@ -260,12 +261,7 @@ def server(tmp_path_factory):
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # its own session: the server and its workers, by its pid
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=30)  # its own session: the server and its workers, by its pid
         log.close()
 
 

@@ -11,7 +11,6 @@ import copy
 import http.client
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from autoice.checkpoints import load_checkpoint, save_checkpoint
 from autoice.cli.main import main
 from autoice.errors import AutoiceError
 from autoice.predict import load_models
+from processes import stop_group
 
 NAME = "autoice-rel"
 
@@ -382,13 +382,7 @@ def test_autoice_serve_answers_malformed_requests_with_4xx_and_a_message(registr
         assert status == 415
         assert "Traceback" not in log_path.read_text()
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
+        stop_group(proc)
 
 
 def test_serve_of_a_missing_model_or_a_taken_port_is_one_line(clean_mlflow_env, registry, capsys):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -20,6 +19,7 @@ import torch
 from autoice import schema, serving
 from autoice.errors import AutoiceError
 from autoice.tracking import use_store
+from processes import stop_group
 
 NAME = "autoice-test"
 
@@ -228,11 +228,5 @@ def test_model_server_answers_patches_and_rejects_malformed_ones(registry, tmp_p
         status, _ = _post(f"{base}/invocations", b"{not json")
         assert 400 <= status < 500
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=15)
+        stop_group(proc)
         log.close()

@@ -158,9 +158,15 @@ class ChallengeScore:
         return out
 
 
-def run_store(tracking_uri: str | None) -> str:
-    """The store the evaluation run goes into: ``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else an error."""
-    store = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+def run_store(tracking_uri: str | None, model_uri: str) -> str:
+    """The store the evaluation run goes into, by the rule of every command that reads models.
+
+    That is :func:`autoice.tracking.model_store_uri` (``--tracking-uri``, ``MLFLOW_TRACKING_URI``, a
+    training workdir's ``mlflow.db``), else an error: a model folder has no store of its own.
+    """
+    from autoice.tracking import model_store_uri
+
+    store = model_store_uri(tracking_uri, [model_uri]) or os.environ.get("MLFLOW_TRACKING_URI")
     if not store:
         raise ConfigError("evaluate: which MLflow store should the evaluation run go into? pass "
                           "--tracking-uri (sqlite:///WORKDIR/mlflow.db, http://HOST:5000) or set MLFLOW_TRACKING_URI")
@@ -182,7 +188,7 @@ def evaluate(model_uri: str, data: PathLike | Sequence[PathLike], *, tracking_ur
     from autoice.serving import PER_ROW, autoice_wrapper, load_model
     from autoice.tracking import Tracker, unreachable
 
-    store = run_store(tracking_uri)
+    store = run_store(tracking_uri, model_uri)
     pairs = scene_pairs(data)
     model = load_model(model_uri, tracking_uri=tracking_uri, progress=progress, model_config={PER_ROW: True})
     wrapper = autoice_wrapper(model, model_uri)

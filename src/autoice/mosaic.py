@@ -51,7 +51,7 @@ from autoice.export import (
     _colormap,
     _package_attrs,
     find_sources,
-    read_charts,
+    read_chart_stack,
     read_geolocation,
     read_uncertainty,
     scene_time,
@@ -199,12 +199,7 @@ def _footprint_job(source: SceneSource, crs: CRS) -> Footprint:
 
 def _tile_job(source: SceneSource, row: int, col: int, grid: Grid, uncertainty: str | None) -> Tile:
     """Round 2: the scene's charts warped onto its window of the mosaic grid (a small array to send back)."""
-    geo, _ = read_geolocation(source)
-    charts = read_charts(source)
-    for c, a in charts.items():
-        if a.shape != geo.shape:
-            raise SceneError(source.charts, f"{source.key} {c} has shape {a.shape}, its scene {geo.shape}")
-    stack = np.stack([charts.pop(c) for c in schema.CHARTS])
+    geo, _, stack = read_chart_stack(source)
     tile = reproject_scene(stack, geo, grid.crs, grid=grid).data
     del stack
     unc = None

@@ -17,7 +17,8 @@ from autoice.cli.cluster import scheduler_option
               "*_prep_reference.nc; files or folders. Repeatable.")  # fmt: skip
 @click.option("--tracking-uri", default=None, metavar="URI",
               help="MLflow store the model is looked up in and the evaluation run is logged to "
-              "(sqlite:///WORKDIR/mlflow.db, http://HOST:5000). Default: MLFLOW_TRACKING_URI.")  # fmt: skip
+              "(sqlite:///WORKDIR/mlflow.db, http://HOST:5000). Default: MLFLOW_TRACKING_URI, else the "
+              "mlflow.db of a training workdir given as MODEL (the rule of predict and serve).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @scheduler_option

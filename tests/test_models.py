@@ -233,3 +233,33 @@ def test_regression_loss_is_float32_for_half_outputs():
     y[:, 0] = 10
     losses = chart_losses(out, y, sic_mode="regression")
     assert losses["SIC"].dtype == torch.float32 and losses["SIC"].item() == pytest.approx(100.0)
+
+
+def test_class_weights_inverse_sqrt():
+    """Rare classes weigh more, 1 / sqrt(share); mean weight over the training pixels is 1; capped; absent = 1."""
+    from autoice.models import losses as L
+
+    w = L.class_weights({"SOD": [900, 100, 0], "FLOE": [10**9, 1, 5]})
+    sod = w["SOD"].double()
+    assert sod[1] / sod[0] == pytest.approx(3.0)  # shares 0.9 / 0.1: sqrt(9)
+    assert float(sod[0] * 0.9 + sod[1] * 0.1) == pytest.approx(1.0)
+    assert float(sod[2]) == 1.0  # never in a target
+    assert float(w["FLOE"].max()) == 10.0  # a one-in-a-billion class does not take over the loss
+
+
+def test_weighted_cross_entropy_equals_torch(sic_mode="regression"):
+    out, y = _outputs(sic_mode, b=3, h=6, w=4), _targets(3, 6, 4, p_fill=0.2)
+    weights = {c: torch.rand(schema.N_CLASSES[c], generator=torch.Generator().manual_seed(5)) + 0.5
+               for c in ("SOD", "FLOE")}  # fmt: skip
+    losses = chart_losses(out, y, sic_mode=sic_mode, weights=weights)
+    plain = chart_losses(out, y, sic_mode=sic_mode)
+    torch.testing.assert_close(losses["SIC"], plain["SIC"])  # regression SIC is not weighted
+    for i, chart in ((1, "SOD"), (2, "FLOE")):
+        t = y[:, i].long()
+        valid = t != FILL
+        logits = out[chart].permute(0, 2, 3, 1)[valid]
+        want = F.cross_entropy(logits, t[valid], weight=weights[chart], reduction="sum") / valid.sum()
+        torch.testing.assert_close(losses[chart], want)
+        assert not torch.allclose(losses[chart], plain[chart])
+    with pytest.raises(ValueError, match="SOD: 2 class weights"):
+        chart_losses(out, y, sic_mode=sic_mode, weights={"SOD": torch.ones(2)})

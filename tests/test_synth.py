@@ -536,3 +536,36 @@ def test_scene_wide_draws_are_stratified_across_a_set():
             counts = np.bincount((stream * 10).astype(int), minlength=10)
             assert counts.min() >= 3 and counts.max() <= 9, (first, counts)
         assert np.abs(np.corrcoef(q.T)[np.triu_indices(q.shape[1], 1)]).max() < 0.5  # streams not locked
+
+
+def test_amsr2_sees_thin_ice_partly_as_open_water():
+    """Thin ice emits between calm water and first-year ice, more water-like when thinner and at low frequency.
+
+    So 10/10 new ice looks like a lower concentration of thick ice to the radiometer (as to real concentration
+    algorithms): a per-pixel model cannot read its stage or its concentration from AMSR2 alone.
+    """
+    from autoice.synth import radiometer
+    from autoice.synth.icechart import NEW, THICK_FYI, THIN_FYI, WATER, YOUNG
+    from autoice.synth.weather import Weather
+
+    shape = (40, 40)
+
+    def tb(cls: int) -> dict[str, float]:
+        fr = np.zeros((*shape, 8))
+        fr[..., cls] = 1.0
+        full = lambda v: np.full(shape, v, float)  # noqa: E731
+        wx = Weather(full(2.0), full(0.0), full(5.0), full(0.0), full(271.4), full(0.0), {})
+        out = radiometer.brightness(np.random.default_rng(0), fr, wx, month=2, zoom=1.0, quantile=0.5)
+        return {k: float(v[10:30, 10:30].mean()) for k, v in out.items()}
+
+    water, fyi = tb(WATER), tb(THICK_FYI)
+
+    def water_like(cls: int, channel: str) -> float:  # 0 = first-year ice, 1 = calm water
+        return (fyi[channel] - tb(cls)[channel]) / (fyi[channel] - water[channel])
+
+    new_lo, new_hi = water_like(NEW, "btemp_89_0h"), water_like(NEW, "btemp_6_9h")
+    assert 0.15 < new_lo < new_hi < 0.9  # partly water-like, more so at low frequency
+    shares = [water_like(c, "btemp_18_7h") for c in (NEW, YOUNG, THIN_FYI)]
+    assert shares[0] > shares[1] > shares[2] > 0  # thinner ice: more water-like
+    # the same water-like share in V and H: thin ice mimics open water, not a signature of its own
+    assert abs(water_like(NEW, "btemp_36_5v") - water_like(NEW, "btemp_36_5h")) < 0.1

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from autoice import schema
 from autoice.checkpoints import load_checkpoint
 from autoice.config import load_config
 from autoice.errors import AutoiceError
@@ -143,7 +144,8 @@ def test_a_non_finite_loss_stops_training_and_saves_nothing(synth_data, tmp_path
 @pytest.mark.parametrize("setting", ["train.seed=-1", "train.seed=99999999999", "train.device=bogus",
                                      "train.weight_decay=-1", "train.momentum=-1", "model.filters=[100000]",
                                      "train.lr=inf", "train.task_weights={SIC: .nan, SOD: 1, FLOE: 1}",
-                                     "train.task_weights={SIC: -1, SOD: 3, FLOE: 3}"])  # fmt: skip
+                                     "train.task_weights={SIC: -1, SOD: 3, FLOE: 3}",
+                                     "train.class_weights=balanced"])  # fmt: skip
 def test_settings_out_of_range_are_config_errors(setting):
     """Issue 10 item 8: each of these gave a traceback deep in training; now one line naming the key."""
     from autoice.config import load_config
@@ -165,3 +167,17 @@ def test_a_resume_that_cannot_fit_the_weights_changes_nothing(synth_data, tmp_pa
     assert (work / "config.yaml").read_text() == before
     resumed = train(_cfg("train.epochs=2"), synth_data / "train", work, resume=True, progress=False)
     assert len(resumed.history) == 2
+
+
+def test_class_weights_change_what_is_learned(synth_data, tmp_path, capsys):
+    """train.class_weights=inverse_sqrt weighs the cross-entropy by the training labels' class shares."""
+    plain = train(_cfg(), synth_data / "train", tmp_path / "plain", progress=False)
+    weighted = train(_cfg("train.class_weights=inverse_sqrt"), synth_data / "train", tmp_path / "w", progress=False)
+    said = capsys.readouterr()
+    line = next(s for s in (said.out + said.err).splitlines() if s.startswith("class weights:"))
+    sod = [float(v) for v in line.split("SOD ")[1].split(";")[0].split()]
+    assert len(sod) == schema.N_CLASSES["SOD"] and max(sod) > 1 > min(sod)  # water (common) below 1
+    a = load_checkpoint(plain.last_checkpoint)["model"]
+    b = load_checkpoint(weighted.last_checkpoint)["model"]
+    assert any(not torch.equal(a[k], b[k]) for k in a)
+    assert all(torch.isfinite(v).all() for v in b.values() if v.is_floating_point())

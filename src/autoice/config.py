@@ -28,6 +28,7 @@ DERIVED_INPUTS: tuple[str, ...] = ("latitude", "longitude", "month")
 VALID_INPUTS: tuple[str, ...] = (*schema.INPUT_VARIABLES, *DERIVED_INPUTS)
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 #: Validation split rules (see ``DataConfig.val_rule``).
+CLASS_WEIGHTS: tuple[str, ...] = ("none", "inverse_sqrt")  #: train.class_weights choices
 VAL_RULES: tuple[str, ...] = ("fraction", "official", "starter")
 
 
@@ -108,6 +109,9 @@ class TrainConfig:
     #: exponential moving average of the weights (and BatchNorm statistics) per step, e.g. 0.999: the
     #: averaged model is the one validated, saved as ``model`` and used by predict; 0 = off
     ema_decay: float = 0.0
+    #: cross-entropy class weights for the class heads: ``none``, or ``inverse_sqrt`` (w_c ~ 1 / sqrt(share of
+    #: class c in the training labels), scaled so the mean weight over training pixels is 1, capped at 10)
+    class_weights: str = "none"
     amp: bool = True  #: mixed precision when on CUDA (ignored on CPU); bf16 if supported, else fp16 + GradScaler
     seed: int = 0
     val_every: int = 1  #: validate every N epochs (and after the last)
@@ -337,6 +341,7 @@ def validate_config(cfg: Config) -> None:
          "augment.scale", "must be [] or [min, max] with 0 < min <= max"),
         (0.0 <= cfg.augment.cutmix <= 1.0, "augment.cutmix", "must be a probability in [0, 1]"),
         (0.0 <= cfg.train.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1) (0 = off)"),
+        (cfg.train.class_weights in CLASS_WEIGHTS, "train.class_weights", f"must be one of {', '.join(CLASS_WEIGHTS)}"),
         (cfg.model.edge_margin >= 0, "model.edge_margin", "must be >= 0 pixels"),
         (0.0 <= cfg.model.water_rule <= 1.0, "model.water_rule", "must be a probability in [0, 1] (0 = off)"),
         (cfg.data.val_rule in VAL_RULES, "data.val_rule", f"must be one of {', '.join(VAL_RULES)}"),

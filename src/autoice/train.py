@@ -104,6 +104,7 @@ class _Run:
     t_start: float = 0.0  # perf_counter when the epochs start
     trained_s: float = 0.0  # training time before a resume, so elapsed_s keeps counting
     ema: torch.optim.swa_utils.AveragedModel | None = None  # weight averages (train.ema_decay > 0)
+    class_weights: dict[str, torch.Tensor] | None = None  # cross-entropy class weights (train.class_weights)
     progress: bool = True  # progress bars (ours and MLflow's)
 
     @property
@@ -309,12 +310,32 @@ def _build_training(cfg: Config, d: Dist, device: torch.device, work: Path, scen
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True)
+    if cfg.train.class_weights != "none":
+        run.class_weights = _class_weights(scenes.train, device)
+        if d.rank == 0:
+            _say(d, "class weights: " + "; ".join(f"{c} " + " ".join(f"{v:.2f}" for v in w.tolist())
+                                                  for c, w in run.class_weights.items()))  # fmt: skip
     if state is not None:
         _restore(run, state)
     if d.enabled:
         run.net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[d.local_rank]
                                                             if device.type == "cuda" else None)  # fmt: skip
     return run
+
+
+def _class_weights(train: list[Any], device: torch.device) -> dict[str, torch.Tensor]:
+    """``inverse_sqrt`` weights from the label histograms of the cached training scenes (model resolution).
+
+    Every rank caches the same scenes, so every rank computes the same weights.
+    """
+    from autoice.models.losses import class_weights
+
+    counts = {c: np.zeros(schema.N_CLASSES[c], np.int64) for c in schema.CHARTS}
+    for scene in train:
+        for i, chart in enumerate(schema.CHARTS):
+            b = np.bincount(np.asarray(scene.labels[i]).ravel(), minlength=256)
+            counts[chart] += b[: schema.N_CLASSES[chart]]
+    return {c: w.to(device) for c, w in class_weights(counts).items()}
 
 
 def step_memory_bytes(cfg: Config) -> int:
@@ -471,12 +492,15 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
     cfg = run.cfg
     with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
         out = run.net(x)
-    losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode)
+    losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode,
+                          weights=run.class_weights)  # fmt: skip
     loss = weighted_loss(losses, cfg.train.task_weights)
     if not torch.isfinite(loss):  # stop before a NaN step poisons the weights (and best.pt)
         parts = ", ".join(f"{c} {float(v.detach()):.4g}" for c, v in losses.items())
-        raise AutoiceError(f"train: non-finite loss at step {run.step + 1} ({parts}): non-finite inputs (e.g. NaN "
-                           "geolocation in a scene) or a learning rate too large; nothing of this step is saved")
+        raise AutoiceError(
+            f"train: non-finite loss at step {run.step + 1} ({parts}): non-finite inputs (e.g. NaN "
+            "geolocation in a scene) or a learning rate too large; nothing of this step is saved"
+        )
     run.opt.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if cfg.train.grad_clip > 0:

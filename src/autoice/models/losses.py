@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import Tensor
@@ -27,7 +28,27 @@ def _is_regression(chart: str, sic_mode: str) -> bool:
     return chart == "SIC" and sic_mode == "regression"
 
 
-def chart_losses(outputs: dict[str, Tensor], targets: Tensor, *, sic_mode: str) -> dict[str, Tensor]:
+def class_weights(counts: Mapping[str, np.ndarray], *, cap: float = 10.0) -> dict[str, Tensor]:
+    """Inverse-square-root class weights per chart from training label ``counts`` (classes 0..K-1).
+
+    Rare classes (new ice, cake ice) get more weight without the inverse frequency's extremes; the
+    weights are scaled so their mean over the training pixels is 1 (the loss keeps its size, so task
+    weights and learning rates keep their meaning) and capped at ``cap``. A class absent from the
+    training labels gets weight 1 (it never appears in a target anyway).
+    """
+    out = {}
+    for chart, n in counts.items():
+        n = np.asarray(n, np.float64)
+        share = n / max(n.sum(), 1.0)
+        w = np.where(n > 0, 1.0 / np.sqrt(np.maximum(share, 1e-12)), 0.0)
+        mean = float((w * share).sum())
+        w = np.minimum(w / mean, cap) if mean > 0 else np.ones_like(w)
+        out[chart] = torch.as_tensor(np.where(n > 0, w, 1.0), dtype=torch.float32)
+    return out
+
+
+def chart_losses(outputs: dict[str, Tensor], targets: Tensor, *, sic_mode: str,
+                 weights: Mapping[str, Tensor] | None = None) -> dict[str, Tensor]:  # fmt: skip
     """One scalar loss per chart, over pixels whose target is not 255.
 
     Cross-entropy for class heads; for ``sic_mode="regression"`` the SIC loss is the MSE between the
@@ -37,6 +58,8 @@ def chart_losses(outputs: dict[str, Tensor], targets: Tensor, *, sic_mode: str) 
         outputs: ``{chart: (B, K, H, W)}`` from :class:`~autoice.models.unet.MultiTaskUNet`.
         targets: (B, 3, H, W) integer class indices (uint8 or long), 255 = ignore.
         sic_mode: ``"classification"`` or ``"regression"``.
+        weights: optional per-class weights ``{chart: (K,)}`` for the cross-entropy heads
+            (:func:`class_weights`); the weighted sum is still divided by the number of valid pixels.
 
     Returns:
         ``{chart: 0-d tensor}`` in ``schema.CHARTS`` order; 0 (with a grad_fn) for a chart without
@@ -55,7 +78,12 @@ def chart_losses(outputs: dict[str, Tensor], targets: Tensor, *, sic_mode: str) 
             err = torch.where(valid, pred - target.float(), torch.zeros((), dtype=pred.dtype, device=pred.device))
             losses[chart] = err.square().sum() / n_valid
         else:
-            ce = F.cross_entropy(out, target, ignore_index=schema.CHART_FILL, reduction="sum")
+            w = weights.get(chart) if weights is not None else None
+            if w is not None:
+                if w.numel() != out.shape[1]:
+                    raise ValueError(f"{chart}: {w.numel()} class weights for a head of {out.shape[1]} classes")
+                w = w.to(device=out.device, dtype=out.dtype)
+            ce = F.cross_entropy(out, target, weight=w, ignore_index=schema.CHART_FILL, reduction="sum")
             losses[chart] = ce / n_valid
     return losses
 

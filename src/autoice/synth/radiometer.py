@@ -35,14 +35,22 @@ _TB_FYI = np.array([[252, 228], [252, 228], [251, 232], [252, 237], [251, 236], 
 _TB_MYI = np.array([[243, 215], [243, 215], [235, 210], [220, 202], [209, 192], [187, 176], [180, 170]], float)
 _TB_LAND = np.array([[248, 226], [248, 226], [247, 227], [246, 228], [245, 226], [241, 220], [236, 222]], float)
 _TB_WET = np.array([[255, 245], [255, 245], [256, 246], [258, 250], [258, 250], [260, 252], [255, 248]], float)
-#: Thin ice is colder than first-year ice, mostly in H (P§2.2: 36.5 GHz V 235-250, H 190-225): (V, H) drop in K.
-_THIN_DROP = {NEW: (8.0, 45.0), YOUNG: (4.0, 25.0), THIN_FYI: (2.0, 10.0)}
+#: Thin ice emits between calm water and first-year ice (P§2.2: 36.5 GHz V 235-250, H 190-225): a share k of
+#: its signal is water-like, so concentration algorithms see less ice than there is. k by stage (range over
+#: the thickness inside the stage, a smooth field), larger at low frequencies (deeper emission layer).
+_THIN_WATER_LIKE = {NEW: (0.3, 0.7), YOUNG: (0.1, 0.35), THIN_FYI: (0.02, 0.12)}
+_THIN_FREQ = np.linspace(1.2, 0.8, 7)  #: factor on k from 6.9 to 89 GHz
 #: Melt-pond cover of summer ice by month: ponds emit like calm water, so AMSR2 sees less ice than there is.
 _POND = {6: 0.1, 7: 0.3, 8: 0.25, 9: 0.08}
 #: Atmospheric emission over ice and land per kg m-2 of vapour (K): the 22 GHz line and 89 GHz most (P§2.3).
 _ATM_OVER_ICE = np.array([0.05, 0.05, 0.1, 0.3, 0.8, 0.6, 0.8])
 #: Emissivity variability of ice (K, V and H) per frequency: snow grains, layering, ice temperature.
-_ICE_VAR = np.array([[2.5, 5], [2.5, 5], [3, 6.5], [4, 8], [4, 9.5], [4.5, 13], [9, 16]], float)
+#: 89 GHz raised to 14 / 18 K: scattering in the snow pack dominates there (the organisers' 89 GHz V spread was
+#: 0.81 x real with 9 K).
+_ICE_VAR = np.array([[2.5, 5], [2.5, 5], [3, 6.5], [4, 8], [4, 9.5], [4.5, 13], [14, 18]], float)
+#: Snow layering and crusts lower H more than V: an H-only variability (K) that decouples the polarisation ratio
+#: of ice from its concentration (the ratio is what PR-based algorithms such as ASI at 89 GHz read).
+_ICE_LAYER_H = np.array([3, 3, 4, 5, 6, 8, 12], float)
 
 
 def brightness(rng: np.random.Generator, fractions: np.ndarray, weather: Weather, *, month: int,
@@ -55,10 +63,12 @@ def brightness(rng: np.random.Generator, fractions: np.ndarray, weather: Weather
     melt = {6: 0.5, 7: 1.0, 8: 0.7}.get(month, 0.0)  # wet snow in summer (P§2.2 melting row)
     snow = noise(rng, (nr, nc), max(1.5, 40 * zoom / 2), octaves=2).astype(np.float64)  # snow/roughness
     old_var = noise(rng, (nr, nc), max(1.5, 20 * zoom / 2), octaves=2).astype(np.float64)
+    layer = noise(rng, (nr, nc), max(1.5, 15 * zoom / 2), octaves=2).astype(np.float64)  # snow layering, crusts
     # scene-wide emissivity offset (snow cover, temperature regime)
     offset = 2.0 * float(special.ndtri(quantile)) if quantile is not None else rng.normal(0, 2.0)
     pond = np.clip(_POND.get(month, 0.0) * (1 + 0.5 * noise(rng, (nr, nc), max(1.5, 30 * zoom / 2))), 0, 0.6)
     ice_t = weather.ice_temperature
+    thick = special.ndtr(noise(rng, (nr, nc), max(1.5, 10 * zoom / 2)).astype(np.float64))  # thickness in stage
     major = int(rng.integers(0, 2))
     speed = np.clip(weather.speed, 0, 20)
     out: dict[str, np.ndarray] = {}
@@ -71,19 +81,24 @@ def brightness(rng: np.random.Generator, fractions: np.ndarray, weather: Weather
                 + _DTB_TCLW[f, p_i] * (weather.tclw - _MEAN_WEATHER[2])
                 + _DTB_SST[f, p_i] * (weather.sst - 272)
             )
+            calm = tb_w - _DTB_WIND[f, p_i] * (speed - 1.0)  # calm water: refrozen leads, ponds
             var = _ICE_VAR[f, p_i]
-            fyi = _TB_FYI[f, p_i] * (1 - melt) + _TB_WET[f, p_i] * melt + var * (snow + 0.5 * offset) + 0.3 * ice_t
-            myi = _TB_MYI[f, p_i] * (1 - melt) + _TB_WET[f, p_i] * melt + var * (1.5 * old_var + 0.5 * offset)
+            crust = -_ICE_LAYER_H[f] * layer if pol == "h" else 0.0
+            fyi = (_TB_FYI[f, p_i] * (1 - melt) + _TB_WET[f, p_i] * melt + var * (snow + 0.5 * offset) + 0.3 * ice_t
+                   + crust)  # fmt: skip
+            myi = (_TB_MYI[f, p_i] * (1 - melt) + _TB_WET[f, p_i] * melt + var * (1.5 * old_var + 0.5 * offset)
+                   + crust)  # fmt: skip
+            thin = {}
+            for c, (lo, hi) in _THIN_WATER_LIKE.items():
+                k = _THIN_FREQ[f] * (hi - thick * (hi - lo))  # thinner ice: more water-like
+                thin[c] = (1 - k) * fyi + k * calm
             tb_type = {
-                NEW: fyi - _THIN_DROP[NEW][p_i],
-                YOUNG: fyi - _THIN_DROP[YOUNG][p_i],
-                THIN_FYI: fyi - _THIN_DROP[THIN_FYI][p_i],
+                **thin,
                 THICK_FYI: fyi,
                 OLD: myi,
                 BERG: myi,
             }
             if month in _POND:  # ponded ice: part of its surface emits like (calm) water
-                calm = tb_w - _DTB_WIND[f, p_i] * (speed - 1.0)
                 tb_type = {c: (1 - pond) * t + pond * calm for c, t in tb_type.items()}
             atm_ice = _ATM_OVER_ICE[f] * weather.tcwv  # atmosphere over ice and land, P§2.3 note
             ice_part = sum(fractions[..., c] * tb_type[c] for c in tb_type)

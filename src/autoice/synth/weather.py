@@ -88,6 +88,7 @@ def make(rng: np.random.Generator, grid: tuple[int, int], *, month: int, lat: fl
         "t2m": t2m + 1.0 * field(syn),  # ERA5 t2m errors of a few K over sea ice (P§4)
         "skt": skt + 1.5 * field(syn),
         "tcwv": np.clip(ndimage.gaussian_filter(tcwv, sm, mode="nearest") * np.exp(0.1 * field(syn)), 0.3, 40),
-        "tclw": np.clip(ndimage.gaussian_filter(tclw, 2 * sm, mode="nearest") * np.exp(0.4 * field(syn)), 0, 1.0),
+        # cloud water smoothed a little more than the rest (spread matched to global_meanstd, docs/synthetic.md)
+        "tclw": np.clip(ndimage.gaussian_filter(tclw, 1.5 * sm, mode="nearest") * np.exp(0.4 * field(syn)), 0, 1.0),
     }
     return Weather(speed, direction, tcwv, tclw, sst, ice_temperature, era5)

@@ -312,9 +312,8 @@ def _build_training(cfg: Config, d: Dist, device: torch.device, work: Path, scen
         run.ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.train.ema_decay), use_buffers=True)
     if cfg.train.class_weights != "none":
         run.class_weights = _class_weights(scenes.train, device)
-        if d.rank == 0:
-            _say(d, "class weights: " + "; ".join(f"{c} " + " ".join(f"{v:.2f}" for v in w.tolist())
-                                                  for c, w in run.class_weights.items()))  # fmt: skip
+        _say(d, "class weights: " + "; ".join(f"{c} " + " ".join(f"{v:.2f}" for v in w.tolist())
+                                              for c, w in run.class_weights.items()))  # fmt: skip
     if state is not None:
         _restore(run, state)
     if d.enabled:

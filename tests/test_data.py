@@ -13,7 +13,7 @@ from autoice.data.cache import build_cache, fingerprint
 from autoice.data.inputs import downscaled_shape, scene_inputs, scene_labels, upsample_to
 from autoice.data.loader import PatchDataset, make_loader
 from autoice.data.transforms import augment_batch
-from autoice.errors import SceneError, ScenesFailed
+from autoice.errors import ConfigError, SceneError, ScenesFailed
 from autoice.scenes import open_scene, write_netcdf
 
 DERIVED = ["latitude", "longitude", "month"]
@@ -94,6 +94,27 @@ def test_full_grid_inputs_nearest(scene, d):
     pix = np.arange(130 * 110, dtype=np.float32).reshape(130, 110)
     for k in range(len(schema.FULL_GRID_INPUTS)):
         np.testing.assert_array_equal(x[k], pix[::d, ::d] + k * 0.25)
+
+
+@pytest.mark.parametrize("d", [3, 10])
+def test_full_grid_inputs_block_mean(scene, d):
+    """``downscale_mode: mean`` averages each d x d block over its pixels with data (0 in SAR = no data)."""
+    with open_scene(scene) as ds:
+        x = scene_inputs(ds, list(schema.FULL_GRID_INPUTS), d, mode="mean")
+        coarse = scene_inputs(ds, ["btemp_18_7h", "month"], d, mode="mean")
+        np.testing.assert_array_equal(coarse, scene_inputs(ds, ["btemp_18_7h", "month"], d))  # full grid only
+    pix = np.arange(130 * 110, dtype=np.float64).reshape(130, 110)
+    h, w = downscaled_shape((130, 110), d)
+    assert x.shape == (len(schema.FULL_GRID_INPUTS), h, w)
+    for k, name in enumerate(schema.FULL_GRID_INPUTS):
+        for i, j in ((0, 0), (1, 2), (h - 1, w - 1)):  # the last blocks are partial
+            block = pix[i * d : (i + 1) * d, j * d : (j + 1) * d] + k * 0.25
+            if name != schema.DISTANCE_VARIABLE:
+                block = block[block != schema.INPUT_FILL]  # SAR primary (0, 0) is no data: not averaged in
+            assert x[k, i, j] == pytest.approx(block.mean(), rel=1e-6), (name, i, j)
+    assert x[0, 0, 0] != pytest.approx(pix[:d, :d].mean())
+    with pytest.raises(ConfigError, match="downscale_mode"), open_scene(scene) as ds:
+        scene_inputs(ds, ["nersc_sar_primary"], d, mode="median")
 
 
 def test_decoded_fill_values_become_input_fill(scene):
@@ -201,6 +222,13 @@ def test_cache_equals_inputs_and_is_reused(tmp_path, scene):
     (again,) = build_cache([scene], cfg, tmp_path, progress=False)
     assert _files(folder) == before  # nothing rewritten
     np.testing.assert_array_equal(again.inputs, expected)
+    # block-mean downscaling: another folder, the values scene_inputs gives in that mode
+    cfg_mean = DataConfig(inputs=cfg.inputs, downscale=5, cache_dtype="float32", downscale_mode="mean")
+    (mean,) = build_cache([scene], cfg_mean, tmp_path, progress=False)
+    assert fingerprint(cfg_mean) != fingerprint(cfg)
+    with open_scene(scene) as ds:
+        np.testing.assert_array_equal(mean.inputs, scene_inputs(ds, cfg.inputs, 5, mode="mean"))
+    assert not np.array_equal(mean.inputs, expected)
     # float16 cache: another folder, values rounded to half precision
     cfg16 = DataConfig(inputs=cfg.inputs, downscale=5, cache_dtype="float16")
     (half,) = build_cache([scene], cfg16, tmp_path, progress=False)

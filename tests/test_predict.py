@@ -194,3 +194,23 @@ def test_a_trained_model_has_no_edge_frame_and_no_water_bias(trained_run, synth_
     assert edge.mean() <= inner.mean() + 0.5  # a frame of 1-2 classes would add ~1.5
     wet_on = np.concatenate(wet_on)
     assert wet_on.size == 0 or wet_on.mean() <= np.concatenate(wet_off).mean()
+
+
+def test_predict_downscales_as_the_model_was_trained(trained_run, synth_data, tmp_path):
+    """A checkpoint trained on block-mean inputs (``data.downscale_mode: mean``) is fed block-mean inputs."""
+    import torch
+
+    state = torch.load(resolve_checkpoint(trained_run), map_location="cpu", weights_only=False)
+    state["config"]["data"]["downscale_mode"] = "mean"
+    mean_ckpt = tmp_path / "mean.pt"
+    torch.save(state, mean_ckpt)
+    maps = {}
+    for name, ckpt in (("nearest", resolve_checkpoint(trained_run)), ("mean", mean_ckpt)):
+        result = predict(str(ckpt), synth_data / "test", tmp_path / f"{name}.nc", progress=False,
+                         uncertainty_dir=tmp_path / name)  # fmt: skip
+        maps[name] = []
+        for path in sorted(result.uncertainty):
+            with xr.open_dataset(path) as ds:
+                maps[name].append(ds["SOD"].values.copy())
+    # the tiny model's classes may not move, its probabilities do: the inputs differ
+    assert any(not np.allclose(a, b, equal_nan=True) for a, b in zip(maps["nearest"], maps["mean"], strict=True))

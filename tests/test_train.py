@@ -145,7 +145,7 @@ def test_a_non_finite_loss_stops_training_and_saves_nothing(synth_data, tmp_path
                                      "train.weight_decay=-1", "train.momentum=-1", "model.filters=[100000]",
                                      "train.lr=inf", "train.task_weights={SIC: .nan, SOD: 1, FLOE: 1}",
                                      "train.task_weights={SIC: -1, SOD: 3, FLOE: 3}",
-                                     "train.class_weights=balanced"])  # fmt: skip
+                                     "train.class_weights=balanced", "data.downscale_mode=median"])  # fmt: skip
 def test_settings_out_of_range_are_config_errors(setting):
     """Issue 10 item 8: each of these gave a traceback deep in training; now one line naming the key."""
     from autoice.config import load_config

@@ -38,6 +38,9 @@ class DataConfig:
 
     inputs: list[str] = field(default_factory=lambda: list(schema.INPUT_VARIABLES))  #: channel names, in order
     downscale: int = 1  #: 1 = 80 m; 10 = 800 m (inputs and labels by nearest neighbour)
+    #: how full-grid inputs are downscaled: ``nearest`` (pixel ``i d``, MMSeaIce) or ``mean`` (mean of the
+    #: ``d x d`` block over pixels with data: speckle averaged down); labels are always nearest
+    downscale_mode: str = "nearest"
     patch_size: int = 256  #: square patch side, in pixels at the downscaled resolution
     val_fraction: float = 0.1  #: share of scenes held out (seeded) when no --val-data is given
     #: which scenes validate when no --val-data is given: ``fraction`` (seeded ``val_fraction`` hold-out),
@@ -307,6 +310,7 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError("data.inputs: must be a non-empty list without repeats")
     checks = [
         (cfg.data.downscale >= 1, "data.downscale", "must be >= 1"),
+        (cfg.data.downscale_mode in ("nearest", "mean"), "data.downscale_mode", "must be nearest or mean"),
         (cfg.data.patch_size >= 16, "data.patch_size", "must be >= 16"),
         (0.0 <= cfg.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)"),
         (cfg.data.cache_dtype in ("float16", "float32"), "data.cache_dtype", "must be float16 or float32"),

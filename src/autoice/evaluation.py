@@ -76,7 +76,8 @@ def scene_pairs(data: PathLike | Sequence[PathLike]) -> list[tuple[str, Path, Pa
     return pairs
 
 
-def _read_scene(path: str, reference: str, inputs: Sequence[str], downscale: int) -> list[np.ndarray]:
+def _read_scene(path: str, reference: str, inputs: Sequence[str], downscale: int, mode: str = "nearest"
+                ) -> list[np.ndarray]:  # fmt: skip
     """One scene's model inputs, (h, w) float32 per channel; its chart file is checked too (a task)."""
     from autoice.data.inputs import scene_inputs
     from autoice.scenes import open_scene
@@ -84,7 +85,7 @@ def _read_scene(path: str, reference: str, inputs: Sequence[str], downscale: int
     with open_scene(reference, check_values=True):  # class ranges checked now, not inside MLflow's metrics
         pass
     with open_scene(path, check_values=False) as ds:
-        x = scene_inputs(ds, inputs, downscale)
+        x = scene_inputs(ds, inputs, downscale, mode=mode)
     return list(x)
 
 
@@ -193,7 +194,8 @@ def evaluate(model_uri: str, data: PathLike | Sequence[PathLike], *, tracking_ur
     model = load_model(model_uri, tracking_uri=tracking_uri, progress=progress, model_config={PER_ROW: True})
     wrapper = autoice_wrapper(model, model_uri)
     inputs, downscale = list(wrapper.inputs), wrapper.config.data.downscale
-    jobs = [(str(path), str(ref), inputs, downscale) for _, path, ref in pairs]
+    mode = wrapper.config.data.downscale_mode
+    jobs = [(str(path), str(ref), inputs, downscale, mode) for _, path, ref in pairs]
     batch = run_each(_read_scene, jobs, [str(path) for _, path, _ in pairs], desc="evaluate", progress=progress,
                      scheduler=scheduler)  # fmt: skip
     batch.check(what="scenes", outcome="nothing was evaluated")

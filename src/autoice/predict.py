@@ -279,7 +279,8 @@ def _predict_one(loaded: LoadedModels, path: Path, parts: str, opts: dict[str, A
     d = cfg.data.downscale
     with open_scene(path, check_values=False) as ds:
         shape = (ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]])
-        inputs = scene_inputs(ds, cfg.data.inputs, d, dtype=cfg.data.cache_dtype)  # as in training
+        inputs = scene_inputs(ds, cfg.data.inputs, d, dtype=cfg.data.cache_dtype,
+                              mode=cfg.data.downscale_mode)  # as in training
     key = path.name[: schema.SCENE_KEY_LENGTH]
     tile = choose_tile(cfg, inputs.shape[1:], opts["budget"] - BASE_MEMORY - inputs.nbytes,
                        max_tile=CPU_MAX_TILE if dev.type == "cpu" else 8192)  # fmt: skip

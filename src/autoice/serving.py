@@ -290,7 +290,8 @@ def model_signature(inputs: list[str]) -> mlflow.models.ModelSignature:
     )
 
 
-def input_example(scene: Path, inputs: list[str], downscale: int, size: int = EXAMPLE_SIZE) -> dict[str, np.ndarray]:
+def input_example(scene: Path, inputs: list[str], downscale: int, size: int = EXAMPLE_SIZE, mode: str = "nearest"
+                  ) -> dict[str, np.ndarray]:  # fmt: skip
     """A real 1 x size x size patch of ``scene`` (model inputs at the model's resolution) per channel.
 
     The window is the one with the most data (non-zero first channel) among a coarse grid of
@@ -302,7 +303,7 @@ def input_example(scene: Path, inputs: list[str], downscale: int, size: int = EX
     from autoice.scenes import open_scene
 
     with open_scene(scene, check_values=False) as ds:
-        x = scene_inputs(ds, inputs, downscale)
+        x = scene_inputs(ds, inputs, downscale, mode=mode)
     h, w = x.shape[1:]
     sh, sw = min(size, h), min(size, w)
     valid = (x[0] != schema.INPUT_FILL).astype(np.int64)
@@ -354,7 +355,7 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str, example_scene
     state = load_checkpoint(checkpoint)
     _, cfg = network_from_checkpoint(state, checkpoint)  # a model that could not be served is not logged
     inputs = list(cfg.data.inputs)
-    example = input_example(Path(example_scene), inputs, cfg.data.downscale)
+    example = input_example(Path(example_scene), inputs, cfg.data.downscale, mode=cfg.data.downscale_mode)
     score = state.get("best_score")
     epoch = int(state["epoch"]) + 1 if state.get("epoch") is not None else None  # checkpoints count from 0
     with tempfile.TemporaryDirectory(prefix="autoice-model-") as tmp, use_store(tracking_uri), _artifact_bars(progress):
@@ -379,6 +380,7 @@ def log_model(checkpoint: Path, *, tracking_uri: str, run_id: str, example_scene
                                         "as in the RTT files (0 = no data); or channel -> (batch, height, width)",
                         "sic_mode": cfg.model.sic_mode,
                         "downscale": cfg.data.downscale,
+                        "downscale_mode": cfg.data.downscale_mode,
                         "best_score": None if score is None or not math.isfinite(score) else float(score),
                         "epoch": epoch,
                         "autoice_version": _autoice_version(),

@@ -78,6 +78,8 @@ def fingerprint(data_cfg: DataConfig) -> str:
         "dtype": data_cfg.cache_dtype,
         "version": CACHE_VERSION,
     }
+    if data_cfg.downscale_mode != "nearest":  # caches written before the switch keep their fingerprint
+        picked["downscale_mode"] = data_cfg.downscale_mode
     return hashlib.sha256(json.dumps(picked, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -140,7 +142,7 @@ def _write_npy(path: Path, array: np.ndarray) -> None:
 
 
 def build_one(source: Path, folder: Path, key: str, channels: Sequence[str], downscale: int, dtype: str,
-              with_labels: bool) -> dict[str, Any]:  # fmt: skip
+              with_labels: bool, mode: str = "nearest") -> dict[str, Any]:  # fmt: skip
     """Read one scene and write its cache entry; return the entry's metadata (runs in a worker)."""
     from autoice.data.inputs import cast_channel, downscaled_shape, read_channel, scene_labels
     from autoice.scenes import SceneKind, has_charts, open_scene
@@ -157,7 +159,7 @@ def build_one(source: Path, folder: Path, key: str, channels: Sequence[str], dow
             mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=(len(channels), h, w))
             _reserve(tmp)
             for i, name in enumerate(channels):  # one channel in memory at a time
-                mm[i] = cast_channel(read_channel(ds, name, downscale), mm.dtype)  # read errors: SceneError
+                mm[i] = cast_channel(read_channel(ds, name, downscale, mode), mm.dtype)  # read errors: SceneError
             mm.flush()
             del mm
         labels = with_labels or has_charts(ds)
@@ -248,7 +250,7 @@ def build_cache(scenes: Sequence[Path], data_cfg: DataConfig, cache_dir: Path, *
         meta = _fresh_meta(folder, key, p, with_labels)
         if meta is None:
             todo.append((p, folder, key, list(data_cfg.inputs), int(data_cfg.downscale), data_cfg.cache_dtype,
-                         with_labels))  # fmt: skip
+                         with_labels, data_cfg.downscale_mode))  # fmt: skip
         else:
             metas[key] = meta
     if todo:
@@ -269,6 +271,7 @@ def _write_config(folder: Path, data_cfg: DataConfig) -> None:
     if note.is_file():
         return
     text = json.dumps({"channels": list(data_cfg.inputs), "downscale": data_cfg.downscale,
-                       "dtype": data_cfg.cache_dtype, "version": CACHE_VERSION}, indent=1)  # fmt: skip
+                       "downscale_mode": data_cfg.downscale_mode, "dtype": data_cfg.cache_dtype,
+                       "version": CACHE_VERSION}, indent=1)  # fmt: skip
     with atomic_output(note) as tmp:
         tmp.write_text(text + os.linesep)

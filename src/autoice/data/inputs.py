@@ -3,7 +3,10 @@
 Everything here is pure array work on an open RTT Dataset (no caching, no torch):
 
 - full-grid variables (SAR, incidence angle, distance map) and the charts are downscaled by
-  nearest neighbour: output pixel ``i`` takes 80 m pixel ``i * d``;
+  nearest neighbour: output pixel ``i`` takes 80 m pixel ``i * d`` (MMSeaIce); with ``mode="mean"`` the
+  full-grid inputs are instead the mean of the block ``[i d, i d + d)`` over its pixels with data
+  (multilooking: speckle averaged down, as a per-pixel model's 5 x 5 window does; 0 in SAR and incidence
+  angle is no data there);
 - the 2 km AMSR2/ERA5 variables are upsampled *in register* with the full grid: 2 km cell ``k``
   covers 80 m pixels ``[25k, 25k + 25)``, so output pixel ``i`` takes cell ``(i * d) // 25``
   (clipped to the grid). The starter kit's training crops shift them by up to a cell;
@@ -33,6 +36,8 @@ from autoice.scenes import read_variable
 
 #: Channels computed from a scene rather than stored in it (matches ``autoice.config.DERIVED_INPUTS``).
 DERIVED_CHANNELS: tuple[str, ...] = ("latitude", "longitude", "month")
+#: How full-grid inputs are downscaled: ``nearest`` (pixel ``i * d``) or ``mean`` (block mean over data).
+DOWNSCALE_MODES: tuple[str, ...] = ("nearest", "mean")
 _START_TIME = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})T\d{6}(?!\d)")
 
 
@@ -90,14 +95,38 @@ def _full_size(ds: xr.Dataset) -> tuple[int, int]:
     return ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]]
 
 
-def read_channel(ds: xr.Dataset, name: str, downscale: int) -> np.ndarray:
-    """One model input channel at ``downscale``: (h, w) float32 (see the module docstring)."""
+def block_mean(x: np.ndarray, d: int) -> np.ndarray:
+    """Mean of each ``d x d`` block over its finite pixels (NaN where a block has none); partial blocks count."""
+    h, w = -(-x.shape[0] // d), -(-x.shape[1] // d)
+    total = np.zeros((h, w), np.float64)
+    count = np.zeros((h, w), np.int32)
+    for i in range(d):  # one offset at a time: no padded copy of a full-size scene
+        for j in range(d):
+            part = x[i::d, j::d]
+            ok = np.isfinite(part)
+            total[: part.shape[0], : part.shape[1]] += np.where(ok, part, 0.0)
+            count[: part.shape[0], : part.shape[1]] += ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
+def read_channel(ds: xr.Dataset, name: str, downscale: int, mode: str = "nearest") -> np.ndarray:
+    """One model input channel at ``downscale``: (h, w) float32 (see the module docstring).
+
+    ``mode`` (``DOWNSCALE_MODES``) applies to the full-grid inputs; the others are the same either way.
+    """
+    if mode not in DOWNSCALE_MODES:
+        raise ConfigError(f"data.downscale_mode: {mode!r} is not one of {', '.join(DOWNSCALE_MODES)}")
     full = _full_size(ds)
     h, w = downscaled_shape(full, downscale)
     d = downscale
     if name in schema.FULL_GRID_INPUTS:
         x = np.asarray(read_variable(ds, name), dtype=np.float32)
-        if d > 1:
+        if d > 1 and mode == "mean":
+            if name != schema.DISTANCE_VARIABLE:  # SAR and incidence angle: the format's 0 is no data
+                x = np.where(x == schema.INPUT_FILL, np.float32(np.nan), x)
+            x = block_mean(x, d)
+        elif d > 1:
             x = np.ascontiguousarray(x[::d, ::d])
     elif name in schema.COARSE_VARIABLES:
         coarse = np.asarray(read_variable(ds, name), dtype=np.float32)
@@ -136,7 +165,8 @@ def cast_channel(x: np.ndarray, dtype: np.dtype | str) -> np.ndarray:
     return x.astype(dtype, copy=False)
 
 
-def scene_inputs(ds: xr.Dataset, channels: Sequence[str], downscale: int, *, dtype: str = "float32") -> np.ndarray:
+def scene_inputs(ds: xr.Dataset, channels: Sequence[str], downscale: int, *, dtype: str = "float32",
+                 mode: str = "nearest") -> np.ndarray:  # fmt: skip
     """The model inputs of a scene: (C, h, w), channels in the given order.
 
     Args:
@@ -144,11 +174,12 @@ def scene_inputs(ds: xr.Dataset, channels: Sequence[str], downscale: int, *, dty
         channels: input names (``schema.INPUT_VARIABLES`` and ``latitude``/``longitude``/``month``).
         downscale: 1 = 80 m, 10 = 800 m.
         dtype: of the result; ``float16`` halves the memory (and is what the training cache holds).
+        mode: how the full-grid inputs are downscaled (``DOWNSCALE_MODES``).
     """
     h, w = downscaled_shape(_full_size(ds), downscale)
     out = np.empty((len(channels), h, w), dtype=dtype)
     for i, name in enumerate(channels):
-        out[i] = cast_channel(read_channel(ds, name, downscale), dtype)
+        out[i] = cast_channel(read_channel(ds, name, downscale, mode), dtype)
     return out
 
 

@@ -26,14 +26,24 @@ _STRIP = 512  #: rows per strip (fixed: results must not depend on the machine)
 
 # HH/HV at 35 deg and slopes (dB, dB/deg) per surface class, P§1.4 (winter). Index = surface class.
 #                  water new    young  thinF  thickF old    berg  land
-_HH35 = np.array([0.0, -24.0, -13.0, -16.0, -16.5, -10.0, 0.0, 0.0], np.float32)
-_HV35 = np.array([0.0, -31.0, -26.0, -28.5, -28.0, -17.5, -10.0, 0.0], np.float32)
+#: First-year and young ice levels are those of level ice; deformed zones add _DEF_HH/_DEF_HV (below).
+_HH35 = np.array([0.0, -24.0, -13.5, -17.5, -18.0, -10.0, 0.0, 0.0], np.float32)
+_HV35 = np.array([0.0, -31.0, -26.5, -29.5, -29.5, -17.5, -10.0, 0.0], np.float32)
 _HH_SLOPE = np.array([0.0, -0.29, -0.13, -0.30, -0.33, -0.17, 0.0, -0.10], np.float32)
 _HV_SLOPE = np.array([0.0, -0.13, -0.04, -0.25, -0.28, -0.10, 0.0, -0.05], np.float32)
 #: Deformation texture amplitude and ridge brightening (dB) per class (level vs deformed FYI, P§1.4).
 _HH_TEX = np.array([0.0, 1.5, 1.2, 1.5, 1.8, 1.2, 0.0, 0.0], np.float32)
 _HV_TEX = np.array([0.0, 1.5, 1.0, 2.0, 2.5, 1.5, 0.0, 0.0], np.float32)
 _HH_RIDGE, _HV_RIDGE = 6.0, 8.0
+#: Deformed zones (rafted young ice, rubble fields of FYI): towards deformed FYI, HH -11, HV -21 at 35 deg (P§1.4),
+#: as bright as old ice in HH and close to it in HV; their texture is rougher (_DEF_TEX x the class texture).
+_DEF_HH = np.array([0.0, 0.0, 2.5, 6.5, 7.0, 0.0, 0.0, 0.0], np.float32)
+_DEF_HV = np.array([0.0, 0.0, 4.5, 8.5, 8.5, 0.0, 0.0, 0.0], np.float32)
+_DEF_TEX = 1.8
+#: Frost flowers and rafting on new ice (P§1.4: +6 dB or more): in a cold-season scene, with probability
+#: _FROST_P, patches of its new ice are bright (HH -24 -> -15, HV -31 -> -26), like thin first-year ice.
+_FROST_DB = (9.0, 5.0)
+_FROST_P = 0.5
 _FLOE_DB = np.array([0.0, 0.5, 0.8, 0.8, 0.8, 0.6, 0.0, 0.0], np.float32)  #: per-floe brightness spread
 
 # Open-water HH (dB) from CMOD5.N + Zhang PR, wind-direction averaged, P§1.3 table.
@@ -117,6 +127,9 @@ def backscatter(
     hh = np.empty((rows, cols), np.float32)
     hv = np.empty((rows, cols), np.float32)
     floor = hv_noise_floor(theta_col, rows, rng)
+    frost = None
+    if not melt and rng.random() < _FROST_P:  # frost flowers in patches of a few km (cold, calm, new ice)
+        frost = noise(rng, (rows, cols), 2.5 * PX_PER_KM, octaves=2) > rng.uniform(-0.5, 0.5)
     land_tex = noise(rng, (rows, cols), 8.0, octaves=4) if terrain is not None else None
     slope = np.gradient(terrain, axis=1) if terrain is not None else None  # facing the radar: bright
     if slope is not None:
@@ -126,8 +139,16 @@ def backscatter(
         s = surface.surf[r0:r1].astype(np.intp)
         dth = (theta_col[None, :] - 35.0).astype(np.float32)
         tex, rid, flo = surface.texture[r0:r1], surface.ridge[r0:r1], surface.floe[r0:r1]
-        hh_db = _HH35[s] + _HH_SLOPE[s] * dth + _HH_TEX[s] * tex + _FLOE_DB[s] * flo + _HH_RIDGE * rid
-        hv_db = _HV35[s] + _HV_SLOPE[s] * dth + _HV_TEX[s] * tex + _FLOE_DB[s] * flo + _HV_RIDGE * rid
+        dfm = surface.deformed[r0:r1].astype(np.float32)
+        tex = tex * (1 + (_DEF_TEX - 1) * dfm)
+        hh_db = (_HH35[s] + _DEF_HH[s] * dfm + _HH_SLOPE[s] * dth + _HH_TEX[s] * tex + _FLOE_DB[s] * flo
+                 + _HH_RIDGE * rid)  # fmt: skip
+        hv_db = (_HV35[s] + _DEF_HV[s] * dfm + _HV_SLOPE[s] * dth + _HV_TEX[s] * tex + _FLOE_DB[s] * flo
+                 + _HV_RIDGE * rid)  # fmt: skip
+        if frost is not None:
+            ff = (s == NEW) & frost[r0:r1]
+            hh_db = np.where(ff, hh_db + _FROST_DB[0], hh_db)
+            hv_db = np.where(ff, hv_db + _FROST_DB[1], hv_db)
         if melt:  # wet snow: ice darker, FYI/MYI contrast mostly lost, texture damped (P§1.4 melt row)
             ice = (s >= NEW) & (s <= OLD)
             hh_db = np.where(ice, (1 - melt) * hh_db + melt * (-16.0 + 1.0 * tex - 0.2 * dth + 0.5 * flo), hh_db)

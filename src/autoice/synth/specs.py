@@ -85,12 +85,19 @@ def season(month: int) -> int:
     return (month % 12) // 3
 
 
+#: Open-water share bins that herding balances: <= 5 %, 5-25, 25-50, 50-75, 75-95, >= 95 %, and no valid SIC.
+#: Balancing only the two extremes let a set's median water share drift from 43 to 76 % (real: 56 %).
+WATER_BINS = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
 def _water_class(scene: RealScene) -> int:
-    """0: >= 95 % open water, 1: between, 2: <= 5 % open water, 3: no valid SIC pixel."""
+    """Bin of the scene's open-water share (0: <= 5 % ... 5: >= 95 %), 6 for no valid SIC pixel."""
     w = scene.water_share()
     if np.isnan(w):
-        return 3
-    return 0 if w >= 0.95 else (2 if w <= 0.05 else 1)
+        return len(WATER_BINS) + 1
+    if w <= WATER_BINS[0]:
+        return 0
+    return len(WATER_BINS) if w >= WATER_BINS[-1] else int(np.searchsorted(WATER_BINS, w, side="right"))
 
 
 @lru_cache(maxsize=1)
@@ -112,7 +119,7 @@ def _template_sequence() -> tuple[int, ...]:
             [s.service == v for v in services]
             + [(s.service, s.region) == r for r in regions]
             + [s.month == m for m in range(1, 13)]
-            + [_water_class(s) == c for c in range(4)]
+            + [_water_class(s) == c for c in range(len(WATER_BINS) + 2)]
             for s in scenes
         ],
         np.float64,

@@ -30,6 +30,9 @@ _FLOE_WEIGHTS = np.array(
 _FLOE_WEIGHTS /= np.sqrt((_FLOE_WEIGHTS**2).sum(axis=1, keepdims=True))
 #: Share of pixels on ridges per surface class (P§1.4: deformed FYI and old ice ridged, new ice level).
 RIDGE_DENSITY = np.array([0, 0.0, 0.01, 0.03, 0.07, 0.06, 0, 0], np.float32)
+#: Share of each stage's area in deformed zones (rafted young ice, rubble and ridge fields of first-year ice;
+#: P§1.4: deformed FYI is as bright as old ice in HH, so texture and floe shape, not the level, tell them apart).
+DEFORMED_SHARE = np.array([0, 0.0, 0.3, 0.35, 0.45, 0.0, 0, 0], np.float32)
 _ANALYST_SD = 0.06  #: spread of the true concentration around the polygon's code (inter-analyst, P§5 / issue)
 _PACK = 0.85  #: above this true concentration, ice is continuous and broken by leads and cracks
 
@@ -44,6 +47,7 @@ class Surface:
     floe: np.ndarray  #: float32, unit-std floe-scale field (per-floe brightness in SAR)
     concentration: np.ndarray  #: float32 true ice concentration (smooth field, 0..1)
     lead: np.ndarray  #: bool, lead and crack pixels inside pack ice
+    deformed: np.ndarray  #: float16 0..1, deformed-zone weight (young and first-year ice)
 
 
 def true_concentration(rng: np.random.Generator, polys: list[Polygon], true_vor: np.ndarray) -> np.ndarray:
@@ -154,10 +158,17 @@ def build(rng: np.random.Generator, polys: list[Polygon], pid: np.ndarray, c_gri
         surf[refrozen] = NEW
     surf[land] = LAND
     # ---- ridges and deformation texture: linear ridges by stage, level fast ice ----------------------------
+    # deformed zones of a few km (a sixth of a polygon): soft-edged patches covering DEFORMED_SHARE of a stage
+    zone = special.ndtr(noise(rng, shape, poly_px / 6, octaves=2))
+    share = DEFORMED_SHARE[surf]
+    deformed = np.clip((zone - (1 - share)) / 0.08, 0, 1).astype(np.float16)
+    deformed[fast] = 0
+    del zone, share
     texture = noise(rng, shape, 6.0, octaves=3)
     ridge_field = np.abs(oriented_noise(rng, shape, 60.0, 12.0, rng.uniform(0, np.pi)))  # ridges ~1 km apart
-    ridge = ridge_field < RIDGE_DENSITY[surf] * 1.25  # P(|N| < t) ~ 0.8 t for small t
-    del ridge_field
+    density = RIDGE_DENSITY[surf] * (1 + 2.0 * deformed.astype(np.float32))  # ridge fields in deformed zones
+    ridge = ridge_field < density * 1.25  # P(|N| < t) ~ 0.8 t for small t
+    del ridge_field, density
     ridge &= ~fast
     texture[fast] *= 0.3
-    return Surface(surf, texture, ridge, floe, c, lead)
+    return Surface(surf, texture, ridge, floe, c, lead, deformed)

@@ -26,6 +26,8 @@ from autoice.errors import ConfigError
 #: Input channels derived from a scene rather than stored in it.
 DERIVED_INPUTS: tuple[str, ...] = ("latitude", "longitude", "month")
 VALID_INPUTS: tuple[str, ...] = (*schema.INPUT_VARIABLES, *DERIVED_INPUTS)
+#: How full-grid inputs are downscaled (``data.downscale_mode``): pixel ``i d``, or the mean of the block.
+DOWNSCALE_MODES: tuple[str, ...] = ("nearest", "mean")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 #: Validation split rules (see ``DataConfig.val_rule``).
 CLASS_WEIGHTS: tuple[str, ...] = ("none", "inverse_sqrt")  #: train.class_weights choices
@@ -310,7 +312,8 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError("data.inputs: must be a non-empty list without repeats")
     checks = [
         (cfg.data.downscale >= 1, "data.downscale", "must be >= 1"),
-        (cfg.data.downscale_mode in ("nearest", "mean"), "data.downscale_mode", "must be nearest or mean"),
+        (cfg.data.downscale_mode in DOWNSCALE_MODES, "data.downscale_mode",
+         f"must be one of {', '.join(DOWNSCALE_MODES)}"),
         (cfg.data.patch_size >= 16, "data.patch_size", "must be >= 16"),
         (0.0 <= cfg.data.val_fraction < 1.0, "data.val_fraction", "must be in [0, 1)"),
         (cfg.data.cache_dtype in ("float16", "float32"), "data.cache_dtype", "must be float16 or float32"),

@@ -30,14 +30,13 @@ import numpy as np
 import xarray as xr
 
 from autoice import schema
+from autoice.config import DOWNSCALE_MODES
 from autoice.errors import ConfigError, SceneError
 from autoice.geolocation import tiepoint_field, unwrap_longitude
 from autoice.scenes import read_variable
 
 #: Channels computed from a scene rather than stored in it (matches ``autoice.config.DERIVED_INPUTS``).
 DERIVED_CHANNELS: tuple[str, ...] = ("latitude", "longitude", "month")
-#: How full-grid inputs are downscaled: ``nearest`` (pixel ``i * d``) or ``mean`` (block mean over data).
-DOWNSCALE_MODES: tuple[str, ...] = ("nearest", "mean")
 _START_TIME = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})T\d{6}(?!\d)")
 
 

@@ -1,8 +1,8 @@
 """Does a synthetic set look like the real AI4Arctic data, and are simple per-pixel models (wrongly) strong on it?
 
-    .venv/bin/python bench/realism.py                    # 4 seeds x (10 train + 10 test) scenes of 600 x 640
+    .venv/bin/python bench/realism.py                    # 4 seeds x (30 train + 10 test) scenes of 600 x 640
     .venv/bin/python bench/realism.py --quick            # smoke test: 2 seeds x (3 + 2) tiny scenes, < 1 min
-    .venv/bin/python bench/realism.py [--seeds 7000 7001 7002 7003] [--train-per-seed 10] [--test-per-seed 10]
+    .venv/bin/python bench/realism.py [--seeds 7000 7001 7002 7003] [--train-per-seed 30] [--test-per-seed 10]
         [--height 600] [--width 640] [--workdir bench_out/realism] [--workers 2] [--max-train-pixels 300000]
         [--test-stride 2] [--overwrite] [--json FILE] [--unet [--unet-set KEY=VALUE ...]]
 
@@ -60,7 +60,7 @@ PER_PIXEL: tuple[str, ...] = (*schema.INPUT_VARIABLES, *TEXTURE)
 FEATURES: tuple[str, ...] = (*PER_PIXEL, *CONTEXT)
 FLAG_Z, FLAG_RATIO = 0.15, 0.15  #: table (a): |z| <= 0.15 and 0.85 <= ratio <= 1.15 is "ok"
 
-NORMAL = {"seeds": [7000, 7001, 7002, 7003], "train_per_seed": 10, "test_per_seed": 10, "height": 600, "width": 640,
+NORMAL = {"seeds": [7000, 7001, 7002, 7003], "train_per_seed": 30, "test_per_seed": 10, "height": 600, "width": 640,
           "max_train_pixels": 300_000, "test_stride": 2, "boost_iter": 200, "n_boot": 200}  # fmt: skip
 QUICK = {"seeds": [3000, 3001], "train_per_seed": 3, "test_per_seed": 2, "height": 200, "width": 224,
          "max_train_pixels": 20_000, "test_stride": 4, "boost_iter": 20, "n_boot": 50}  # fmt: skip

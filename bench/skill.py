@@ -1,10 +1,10 @@
 """Skill of the U-Net presets and the per-pixel baselines for one training budget, on held-out seeds.
 
-    .venv/bin/python bench/skill.py                      # 4 train seeds x 10 scenes, 4 test seeds x 10, 4 min each
+    .venv/bin/python bench/skill.py                      # 4 train seeds x 30 scenes, 4 test seeds x 10, 4 min each
     .venv/bin/python bench/skill.py --quick              # smoke test: tiny scenes, 1-epoch U-Nets, a few minutes
     .venv/bin/python bench/skill.py [--presets baseline mmseaice demo autoice] [--minutes 4 | --budget epochs]
         [--set PRESET:KEY=VALUE ...] [--size auto|cpu|full] [--train-seeds 3000 3001 3002 3003]
-        [--test-seeds 5000 5001 5002 5003] [--train-per-seed 10] [--test-per-seed 10] [--height 600] [--width 640]
+        [--test-seeds 5000 5001 5002 5003] [--train-per-seed 30] [--test-per-seed 10] [--height 600] [--width 640]
         [--workdir bench_out/skill] [--workers 2] [--max-train-pixels 300000] [--test-stride 2]
         [--boost-iter 200] [--n-boot 200] [--overwrite] [--json FILE]
 
@@ -73,7 +73,7 @@ from realism import (  # noqa: E402
     write_figures,
 )
 
-NORMAL = {"train_seeds": [3000, 3001, 3002, 3003], "test_seeds": [5000, 5001, 5002, 5003], "train_per_seed": 10,
+NORMAL = {"train_seeds": [3000, 3001, 3002, 3003], "test_seeds": [5000, 5001, 5002, 5003], "train_per_seed": 30,
           "test_per_seed": 10, "height": 600, "width": 640, "max_train_pixels": 300_000, "test_stride": 2,
           "boost_iter": 200, "n_boot": 200}  # fmt: skip
 QUICK = {"train_seeds": [3000, 3001], "test_seeds": [5000], "train_per_seed": 2, "test_per_seed": 2,

@@ -22,6 +22,9 @@ from pathlib import Path
 MODEL_NAME = "autoice"
 #: the mosaic's pixel is this many times the exported scenes' (whose is the miniatures' ground spacing)
 MOSAIC_COARSENING = 4
+#: Training scenes: the U-Net generalises from the variety of scenes more than from their pixels (on the
+#: benchmark 120 scenes beat 40 by 3.5 combined points at the same steps), and synthesis is ~1 s a scene.
+N_TRAIN = 40
 
 
 @dataclass
@@ -37,7 +40,7 @@ class DemoResult:
     mosaic_resolution: float = 0.0  #: metres
 
 
-def run_demo(workdir: str | Path = "demo", *, n_train: int = 16, n_test: int = 4, height: int = 400,
+def run_demo(workdir: str | Path = "demo", *, n_train: int = N_TRAIN, n_test: int = 4, height: int = 400,
              width: int = 448, seed: int = 0, overrides: tuple[str, ...] = (), workers: int = 2,
              progress: bool = True) -> DemoResult:  # fmt: skip
     """Run the whole product on synthetic scenes; see the module docstring for the outputs."""

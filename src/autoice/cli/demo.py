@@ -6,11 +6,13 @@ from pathlib import Path
 
 import click
 
+from autoice.demo import N_TRAIN
+
 
 @click.command("demo")
 @click.option("--workdir", default=Path("demo"), show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for everything the demo makes.")
-@click.option("--train", "n_train", default=16, show_default=True, type=click.IntRange(2), help="Training scenes.")
+@click.option("--train", "n_train", default=N_TRAIN, show_default=True, type=click.IntRange(2), help="Training scenes.")
 @click.option("--test", "n_test", default=4, show_default=True, type=click.IntRange(1), help="Test scenes.")
 @click.option("--height", default=400, show_default=True, type=click.IntRange(64), help="Scene lines at 80 m.")
 @click.option("--width", default=448, show_default=True, type=click.IntRange(64), help="Scene samples at 80 m.")

@@ -375,14 +375,14 @@ def test_every_small_set_holds_the_real_mix():
     real = composition(real_scenes())
     real_median = np.nanmedian([r.water_share() for r in real_scenes()])
     for first in range(0, 400, 20):
-        mine = composition([real_scenes()[template_of(first + k, i)] for k in range(4) for i in range(15)])
+        drawn = [real_scenes()[template_of(first + k, i)] for k in range(4) for i in range(15)]
+        mine = composition(drawn)
         for key in ("service", "region", "month"):
             got, want = getattr(mine, key), getattr(real, key)
             assert max(abs(got.get(k, 0) - v) for k, v in want.items()) <= 0.05, (first, key)
         assert abs(mine.water_ge95 - real.water_ge95) <= 0.08 and abs(mine.water_le5 - real.water_le5) <= 0.08
         # the whole water-share distribution, not only its two extremes (the median drifted 43-76 % before)
-        water = [real_scenes()[template_of(first + k, i)].water_share() for k in range(4) for i in range(15)]
-        assert abs(np.nanmedian(water) - real_median) <= 0.08, first
+        assert abs(np.nanmedian([r.water_share() for r in drawn]) - real_median) <= 0.08, first
     # and the sequence uses the whole real set, not a favourite few
     assert len({template_of(s, i) for s in range(8) for i in range(64)}) > 350
 

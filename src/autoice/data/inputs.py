@@ -30,13 +30,11 @@ import numpy as np
 import xarray as xr
 
 from autoice import schema
-from autoice.config import DOWNSCALE_MODES
+from autoice.config import DERIVED_INPUTS, DOWNSCALE_MODES, VALID_INPUTS
 from autoice.errors import ConfigError, SceneError
 from autoice.geolocation import tiepoint_field, unwrap_longitude
 from autoice.scenes import read_variable
 
-#: Channels computed from a scene rather than stored in it (matches ``autoice.config.DERIVED_INPUTS``).
-DERIVED_CHANNELS: tuple[str, ...] = ("latitude", "longitude", "month")
 _START_TIME = re.compile(r"(?<!\d)(\d{4})(\d{2})(\d{2})T\d{6}(?!\d)")
 
 
@@ -145,9 +143,8 @@ def read_channel(ds: xr.Dataset, name: str, downscale: int, mode: str = "nearest
     elif name == "month":
         x = np.full((h, w), month_value(scene_month(ds)), dtype=np.float32)
     else:
-        valid = (*schema.INPUT_VARIABLES, *DERIVED_CHANNELS)
-        raise ConfigError(f"data.inputs: unknown channel {name!r}; valid: {', '.join(valid)}")
-    if name not in DERIVED_CHANNELS:
+        raise ConfigError(f"data.inputs: unknown channel {name!r}; valid: {', '.join(VALID_INPUTS)}")
+    if name not in DERIVED_INPUTS:
         # NaN (a _FillValue decoded by xarray) and +-Inf carry no measurement: no data, as the format's 0
         finite = np.isfinite(x)
         if not finite.all():

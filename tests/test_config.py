@@ -63,6 +63,7 @@ def test_overrides_are_typed():
     ("augment.scale=[1.2, 0.8]", "augment.scale"),
     ("data.val_rule=random", "data.val_rule: must be one of fraction, official, starter"),
     ("data.sampling=centred", "data.sampling: must be valid_centred or uniform"),
+    ("data.class_balanced=1.5", "data.class_balanced: must be in"),
     ("data.coarse_registration=loose", "data.coarse_registration: must be exact or starter"),
     ("data.val_resolution=800m", "data.val_resolution: must be full or model"),
     ("augment.rotation=200", "augment.rotation: must be in [0, 180]"),

@@ -224,6 +224,53 @@ def test_uniform_windows_rarely_touch_edges_centred_ones_often():
     assert touch(cen) > 0.1  # the window is clipped at the edge for every valid pixel near it
 
 
+def _rare_scene(ident: int) -> CachedScene:
+    """100 x 100 scene: SOD 4 and FLOE 5 everywhere but a 3 x 3 block of SOD 2 and one of FLOE 1; SOD masked
+    in the top rows (a masked chart is never a class to balance)."""
+    scene = _scene(100, 100, ident)
+    scene.labels[1] = 4
+    scene.labels[1, 50:53, 50:53] = 2
+    scene.labels[1, :5] = schema.CHART_FILL
+    scene.labels[2] = 5
+    scene.labels[2, 10:13, 80:83] = 1
+    return scene
+
+
+def _holds(ds: PatchDataset, n: int) -> np.ndarray:
+    """Per patch: holds SOD 2, holds FLOE 1 (the two rare blocks)."""
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(n):
+        _, y = ds.sample(rng)
+        out.append(((y[1] == 2).any().item(), (y[2] == 1).any().item()))
+    return np.array(out)
+
+
+def test_class_balanced_sampling_draws_rare_classes_as_often_as_common_ones():
+    scenes = [_rare_scene(0)]
+    off = _holds(PatchDataset(scenes, 8, seed=0), 2000).mean(0)
+    assert (off < 0.03).all()  # about (8 + 2)^2 / 10^4 each with valid_centred placement
+    full = _holds(PatchDataset(scenes, 8, seed=0, class_balanced=1.0), 4000).mean(0)
+    # chart 1/2, then one of the chart's two classes 1/2: a quarter of the patches hold each rare block
+    assert full == pytest.approx([0.25, 0.25], abs=0.035)
+    half = _holds(PatchDataset(scenes, 8, seed=0, class_balanced=0.5, sampling="uniform"), 4000).mean(0)
+    assert half == pytest.approx([0.125, 0.125], abs=0.03)
+
+
+def test_class_balanced_index_is_seeded_and_bounded(monkeypatch):
+    monkeypatch.setattr("autoice.data.loader.CLASS_INDEX_PER_SCENE", 50)
+    a = PatchDataset([_rare_scene(0), _rare_scene(1)], 8, seed=3, class_balanced=1.0)
+    b = PatchDataset([_rare_scene(0), _rare_scene(1)], 8, seed=3, class_balanced=1.0)
+    sod, floe = a._class_index
+    assert [len(c) for c in sod] == [2 * 9, 2 * 50] and [len(c) for c in floe] == [2 * 9, 2 * 50]
+    for u, v in zip(sod + floe, b._class_index[0] + b._class_index[1], strict=True):
+        assert np.array_equal(u, v)
+    rows = sod[1][:, 1]  # SOD 4 pixels: never in the masked top rows
+    assert rows.min() >= 5
+    with pytest.raises(ValueError, match="class_balanced"):
+        PatchDataset([_rare_scene(0)], 8, seed=0, class_balanced=1.5)
+
+
 # ----------------------------------------------------------------------------- 2 km registration
 def _source_crop_cells(corner: int, patch: int, d: int, n_cells: int) -> np.ndarray:
     """The starter kit's crop re-expressed with torch: cells from floor(corner / delta), nearest-stretched."""

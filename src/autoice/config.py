@@ -56,6 +56,10 @@ class DataConfig:
     #: clipped) or ``uniform`` (scene uniform, top-left corner uniform, redraw while the window holds
     #: <= 1 valid SIC pixel: the starter kit and MMSeaIce)
     sampling: str = "valid_centred"
+    #: share of patches centred on a pixel of a class drawn uniformly among the SOD and FLOE classes the
+    #: training scenes hold (the chart drawn first, each with probability 1/2): rare stages and floe sizes
+    #: are seen as often as common ones; the rest are placed by ``sampling``. 0 = off
+    class_balanced: float = 0.0
     #: 2 km inputs in training patches: ``exact`` (in register with the 80 m grid) or ``starter`` (the
     #: patch's whole 2 km cells stretched to the patch by nearest neighbour, up to a cell out of register)
     coarse_registration: str = "exact"
@@ -354,6 +358,7 @@ def validate_config(cfg: Config) -> None:
         (cfg.data.val_rule in VAL_RULES, "data.val_rule", f"must be one of {', '.join(VAL_RULES)}"),
         (cfg.data.val_resolution in ("full", "model"), "data.val_resolution", "must be full or model"),
         (cfg.data.sampling in ("valid_centred", "uniform"), "data.sampling", "must be valid_centred or uniform"),
+        (0.0 <= cfg.data.class_balanced <= 1.0, "data.class_balanced", "must be in [0, 1]"),
         (cfg.data.coarse_registration in ("exact", "starter"), "data.coarse_registration",
          "must be exact or starter"),
         (0 <= cfg.augment.rotation <= 180, "augment.rotation", "must be in [0, 180] degrees (0 = off)"),

@@ -12,6 +12,13 @@ Two ways to place a patch (``DataConfig.sampling``):
   both redrawn while the window holds at most one valid SIC pixel. Windows touch the scene edges
   far less often than with ``valid_centred``.
 
+With ``DataConfig.class_balanced = q`` a share ``q`` of the patches is placed around a pixel of a rare
+class instead: a chart (SOD or FLOE, each with probability 1/2), a class uniformly among those the
+training scenes hold, a pixel of that class uniformly (from an index of at most
+``CLASS_INDEX_PER_SCENE`` pixels per scene and class, built once), then the window at a random offset
+around it, as for ``valid_centred``. A class that covers 1 % of the pixels is then drawn about as often
+as open water.
+
 Scenes smaller than the patch are padded (inputs 0, labels 255). With
 ``DataConfig.coarse_registration = "starter"`` the 2 km channels of a patch are rebuilt the starter
 kit's way: the whole 2 km cells from the one holding the patch's first pixel on, ``ceil(patch / cell)``
@@ -42,6 +49,11 @@ def _window(n: int, centre: int, size: int, offset: int) -> tuple[int, int, int,
     s0, s1 = max(start, 0), min(start + size, n)
     return s0, s1, s0 - start, s1 - start
 
+
+#: Pixels kept per scene and class in the class-balanced index (a seeded subsample beyond that).
+CLASS_INDEX_PER_SCENE = 4096
+#: Charts the class-balanced placement draws from (SIC is a concentration, not a class to balance).
+BALANCED_CHARTS: tuple[str, ...] = ("SOD", "FLOE")
 
 #: Redraws of a ``uniform`` window before giving up (a scene set with almost no valid SIC pixel).
 MAX_UNIFORM_TRIES = 100_000
@@ -85,11 +97,13 @@ class PatchDataset(IterableDataset):
             DataLoader yields exactly ``ceil(length / batch_size)`` batches.
         sampling: ``valid_centred`` or ``uniform`` (see the module docstring).
         coarse_registration: ``exact`` or ``starter`` (see the module docstring).
+        class_balanced: share of patches placed around a pixel of a uniformly drawn SOD or FLOE class.
     """
 
     def __init__(self, scenes: Sequence[CachedScene], patch_size: int, *, seed: int, rank: int = 0,
                  world_size: int = 1, length: int | None = None, batch_size: int = 1,
-                 sampling: str = "valid_centred", coarse_registration: str = "exact") -> None:  # fmt: skip
+                 sampling: str = "valid_centred", coarse_registration: str = "exact",
+                 class_balanced: float = 0.0) -> None:  # fmt: skip
         super().__init__()
         self.scenes = [s for s in scenes if s.labels is not None and s.valid > 0]
         if not self.scenes:
@@ -109,6 +123,33 @@ class PatchDataset(IterableDataset):
         valid = np.array([s.valid for s in self.scenes], dtype=np.float64)
         self.weights = valid / valid.sum()
         self._cum_rows = [np.cumsum(self._valid_rows(s)) for s in self.scenes]
+        if not 0.0 <= class_balanced <= 1.0:
+            raise ValueError(f"class_balanced must be in [0, 1], got {class_balanced}")
+        self.class_balanced = float(class_balanced)
+        self._class_index: list[list[np.ndarray]] = self._build_class_index() if class_balanced > 0 else []
+
+    def _build_class_index(self) -> list[list[np.ndarray]]:
+        """Per chart, per class present: an (n, 3) array of (scene, row, col) pixels, a seeded subsample per scene."""
+        rng = np.random.default_rng([self.seed & ((1 << 63) - 1), 7919])
+        chunks: dict[tuple[int, int], list[np.ndarray]] = {}
+        for s, scene in enumerate(self.scenes):
+            labels = scene.labels
+            assert labels is not None  # filtered in __init__
+            for chart in BALANCED_CHARTS:
+                j = schema.CHARTS.index(chart)
+                lab = np.asarray(labels[j])
+                for k in np.unique(lab):
+                    if k == schema.CHART_FILL:
+                        continue
+                    flat = np.flatnonzero(lab == k)
+                    if flat.size > CLASS_INDEX_PER_SCENE:
+                        flat = rng.choice(flat, CLASS_INDEX_PER_SCENE, replace=False)
+                    rows, cols = np.divmod(flat, lab.shape[1])
+                    chunks.setdefault((j, int(k)), []).append(np.stack([np.full_like(rows, s), rows, cols], 1))
+        by_chart: dict[int, list[np.ndarray]] = {}
+        for (j, _), parts in sorted(chunks.items()):
+            by_chart.setdefault(j, []).append(np.concatenate(parts))
+        return list(by_chart.values())
 
     @staticmethod
     def _valid_rows(scene: CachedScene) -> np.ndarray:
@@ -174,7 +215,9 @@ class PatchDataset(IterableDataset):
 
     def sample_into(self, rng: np.random.Generator, x: torch.Tensor, y: torch.Tensor) -> None:
         """Draw one patch into ``x`` (C, p, p) float32 and ``y`` (3, p, p) int64."""
-        if self.sampling == "uniform":
+        if self._class_index and rng.random() < self.class_balanced:
+            s, top, left = self._class_window(rng)
+        elif self.sampling == "uniform":
             s, top, left = self._uniform_window(rng)
         else:
             s, top, left = self._centred_window(rng)
@@ -222,6 +265,19 @@ class PatchDataset(IterableDataset):
         before = int(cum[row - 1]) if row else 0
         cols = np.flatnonzero((labels[:, row, :] != schema.CHART_FILL).any(axis=0))
         col = int(cols[k - before])
+        p = self.patch_size
+        _, h, w = labels.shape
+        r0, _, dr0, _ = _window(h, row, p, int(rng.integers(p)))
+        c0, _, dc0, _ = _window(w, col, p, int(rng.integers(p)))
+        return s, r0 - dr0, c0 - dc0
+
+    def _class_window(self, rng: np.random.Generator) -> tuple[int, int, int]:
+        """(scene, top, left): a chart, a class of it and a pixel of that class, the window around it."""
+        classes = self._class_index[int(rng.integers(len(self._class_index)))]
+        pixels = classes[int(rng.integers(len(classes)))]
+        s, row, col = (int(v) for v in pixels[int(rng.integers(len(pixels)))])
+        labels = self.scenes[s].labels
+        assert labels is not None  # filtered in __init__
         p = self.patch_size
         _, h, w = labels.shape
         r0, _, dr0, _ = _window(h, row, p, int(rng.integers(p)))
@@ -286,6 +342,7 @@ def make_loader(scenes: Sequence[CachedScene], data_cfg: DataConfig, *, batch_si
         scenes, data_cfg.patch_size, seed=seed, rank=rank, world_size=world_size,
         length=None if batches is None else batches * batch_size, batch_size=batch_size,
         sampling=data_cfg.sampling, coarse_registration=data_cfg.coarse_registration,
+        class_balanced=data_cfg.class_balanced,
     )  # fmt: skip
     workers = data_cfg.num_workers
     return DataLoader(

@@ -1,8 +1,8 @@
 """Skill of the U-Net presets and the per-pixel baselines for one training budget, on held-out seeds.
 
-    .venv/bin/python bench/skill.py                      # 4 train seeds x 30 scenes, 4 test seeds x 10, 4 min each
+    .venv/bin/python bench/skill.py                      # 4 train seeds x 30 scenes, 4 test seeds x 10, 6 min each
     .venv/bin/python bench/skill.py --quick              # smoke test: tiny scenes, 1-epoch U-Nets, a few minutes
-    .venv/bin/python bench/skill.py [--presets baseline mmseaice demo autoice] [--minutes 4 | --budget epochs]
+    .venv/bin/python bench/skill.py [--presets baseline mmseaice demo autoice] [--minutes 6 | --budget epochs]
         [--set PRESET:KEY=VALUE ...] [--size auto|cpu|full] [--train-seeds 3000 3001 3002 3003]
         [--test-seeds 5000 5001 5002 5003] [--train-per-seed 30] [--test-per-seed 10] [--height 600] [--width 640]
         [--workdir bench_out/skill] [--workers 2] [--max-train-pixels 300000] [--test-stride 2]
@@ -22,7 +22,7 @@ changing the generator). Every model learns from the same training scenes:
   scored on every pixel.
 
 Budget. ``--budget time`` (default): every preset trains for the same wall-clock, ``--minutes`` (default
-4, what the demo preset takes on 2 CPU cores), via ``train.time_budget_min=M`` and
+6, what the demo preset's own 20 epochs take on 2 CPU cores), via ``train.time_budget_min=M`` and
 ``train.epochs=100000`` (training stops after the epoch that passes the budget; validation counts,
 the patch-cache build before the first epoch does not). ``--budget epochs``: each preset's own epochs.
 
@@ -215,7 +215,7 @@ def main() -> None:
     ap.add_argument("--presets", nargs="+", default=DEFAULT_PRESETS, help=f"U-Net presets, default {DEFAULT_PRESETS}")
     ap.add_argument("--budget", choices=("time", "epochs"), default="time",
                     help="time: every preset trains --minutes; epochs: each preset's own epochs")  # fmt: skip
-    ap.add_argument("--minutes", type=float, default=4.0, help="wall-clock training budget per preset, default 4")
+    ap.add_argument("--minutes", type=float, default=6.0, help="wall-clock training budget per preset, default 6")
     ap.add_argument("--size", choices=("auto", "cpu", "full"), default="auto",
                     help="auto: CPU-sized without a GPU (and with --quick), full-size with one")  # fmt: skip
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="PRESET:KEY=VALUE",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,6 +16,7 @@ from autoice.models import (
     build_model,
     chart_losses,
     class_probabilities,
+    dwa_weights,
     n_parameters,
     to_classes,
     weighted_loss,
@@ -192,6 +195,25 @@ def test_weighted_loss_arithmetic():
     assert weighted_loss({"SOD": torch.tensor(2.0)}, {"SIC": 9.0, "SOD": 3.0}).item() == pytest.approx(6.0)
     with pytest.raises(ValueError, match="FLOE"):
         weighted_loss(losses, {"SIC": 1.0, "SOD": 1.0})
+
+
+def test_dwa_weights_follow_the_loss_ratios():
+    base = {"SIC": 1.0, "SOD": 3.0, "FLOE": 3.0}
+    rec = lambda sic, sod, floe: {"train_loss_SIC": sic, "train_loss_SOD": sod, "train_loss_FLOE": floe}  # noqa: E731
+    assert dwa_weights([], base, temperature=2.0) == base
+    assert dwa_weights([rec(1, 1, 1)], base, temperature=2.0) == base  # one epoch: no ratio yet
+    same = dwa_weights([rec(2, 2, 2), rec(1, 1, 1)], base, temperature=2.0)
+    assert same == pytest.approx(base)  # equal ratios: the base weights
+    # SIC halved, SOD stalled, FLOE fell by a quarter: ratios 0.5, 1, 0.75
+    w = dwa_weights([rec(2, 1, 4), rec(1, 1, 3)], base, temperature=2.0)
+    e = [math.exp(0.25), math.exp(0.5), math.exp(0.375)]
+    expected = [3 * v / sum(e) for v in e]
+    assert [w["SIC"], w["SOD"] / 3, w["FLOE"] / 3] == pytest.approx(expected)
+    assert w["SOD"] / 3 > w["FLOE"] / 3 > w["SIC"]  # the stalled chart gains most
+    assert sum([w["SIC"], w["SOD"] / 3, w["FLOE"] / 3]) == pytest.approx(3.0)
+    sharp = dwa_weights([rec(2, 1, 4), rec(1, 1, 3)], base, temperature=0.1)
+    assert sharp["SOD"] / 3 > w["SOD"] / 3  # a lower temperature sharpens the weighting
+    assert dwa_weights([rec(0, 1, 1), rec(1, 1, 1)], base, temperature=2.0) == base  # zero loss: no ratio
 
 
 # ----------------------------------------------------------------------------- decoding

@@ -107,7 +107,8 @@ def test_two_process_ddp_on_cpu(synth_data, tmp_path):
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [str(torchrun), "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
            "-m", "autoice", "train", "--preset", "demo", "--data", str(synth_data / "train"),
-           "--workdir", str(tmp_path / "ddp"), "--quiet", *sum((["--set", s] for s in TINY), [])]  # fmt: skip
+           "--workdir", str(tmp_path / "ddp"), "--quiet", *sum((["--set", s] for s in TINY), []),
+           "--set", "train.epochs=3", "--set", "train.task_weighting=dwa"]  # fmt: skip  (DWA weights: broadcast)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "DDP replicas max |weight difference|: 0" in out.stdout
@@ -145,7 +146,8 @@ def test_a_non_finite_loss_stops_training_and_saves_nothing(synth_data, tmp_path
                                      "train.weight_decay=-1", "train.momentum=-1", "model.filters=[100000]",
                                      "train.lr=inf", "train.task_weights={SIC: .nan, SOD: 1, FLOE: 1}",
                                      "train.task_weights={SIC: -1, SOD: 3, FLOE: 3}",
-                                     "train.class_weights=balanced", "data.downscale_mode=median"])  # fmt: skip
+                                     "train.class_weights=balanced", "data.downscale_mode=median",
+                                     "train.task_weighting=uncertainty", "train.dwa_temperature=0"])  # fmt: skip
 def test_settings_out_of_range_are_config_errors(setting):
     """Issue 10 item 8: each of these gave a traceback deep in training; now one line naming the key."""
     from autoice.config import load_config
@@ -167,6 +169,20 @@ def test_a_resume_that_cannot_fit_the_weights_changes_nothing(synth_data, tmp_pa
     assert (work / "config.yaml").read_text() == before
     resumed = train(_cfg("train.epochs=2"), synth_data / "train", work, resume=True, progress=False)
     assert len(resumed.history) == 2
+
+
+def test_dwa_task_weighting_reweights_from_the_second_epoch_on(synth_data, tmp_path):
+    """train.task_weighting=dwa: epochs 1-2 use task_weights, epoch 3 the DWA factors of epochs 1-2's losses."""
+    from autoice.models import dwa_weights
+
+    cfg = _cfg("train.epochs=3", "train.val_every=5", "train.task_weighting=dwa", "train.dwa_temperature=0.5")
+    h = train(cfg, synth_data / "train", tmp_path / "dwa", progress=False).history
+    w = [{c: r[f"task_weight_{c}"] for c in schema.CHARTS} for r in h]
+    assert w[0] == w[1] == cfg.train.task_weights
+    assert w[2] == pytest.approx(dwa_weights(h[:2], cfg.train.task_weights, temperature=0.5))
+    assert w[2] != pytest.approx(cfg.train.task_weights)
+    plain = train(_cfg("train.epochs=1"), synth_data / "train", tmp_path / "plain", progress=False).history
+    assert not any(k.startswith("task_weight_") for k in plain[0])  # fixed weights: nothing extra logged
 
 
 def test_class_weights_change_what_is_learned(synth_data, tmp_path, capsys):

@@ -31,6 +31,7 @@ DOWNSCALE_MODES: tuple[str, ...] = ("nearest", "mean")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 #: Validation split rules (see ``DataConfig.val_rule``).
 CLASS_WEIGHTS: tuple[str, ...] = ("none", "inverse_sqrt")  #: train.class_weights choices
+TASK_WEIGHTINGS: tuple[str, ...] = ("fixed", "dwa")  #: train.task_weighting choices
 VAL_RULES: tuple[str, ...] = ("fraction", "official", "starter")
 
 
@@ -114,6 +115,11 @@ class TrainConfig:
     scheduler: str = "none"  #: none or cosine_warm_restarts
     restart_epochs: int = 20  #: cosine warm restarts period (epochs)
     task_weights: dict[str, float] = field(default_factory=lambda: {"SIC": 1.0, "SOD": 1.0, "FLOE": 1.0})
+    #: ``fixed`` (``task_weights`` throughout) or ``dwa``: dynamic weight averaging (Liu et al. 2019), each
+    #: epoch ``task_weights`` times 3 softmax(r / ``dwa_temperature``) of the charts' loss ratios r = (last
+    #: epoch's mean loss) / (the epoch before's): a chart whose loss falls slowly gets more weight
+    task_weighting: str = "fixed"
+    dwa_temperature: float = 2.0
     grad_clip: float = 0.0  #: max gradient norm; 0 = off
     #: exponential moving average of the weights (and BatchNorm statistics) per step, e.g. 0.999: the
     #: averaged model is the one validated, saved as ``model`` and used by predict; 0 = off
@@ -352,6 +358,9 @@ def validate_config(cfg: Config) -> None:
          "augment.scale", "must be [] or [min, max] with 0 < min <= max"),
         (0.0 <= cfg.augment.cutmix <= 1.0, "augment.cutmix", "must be a probability in [0, 1]"),
         (0.0 <= cfg.train.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1) (0 = off)"),
+        (cfg.train.task_weighting in TASK_WEIGHTINGS, "train.task_weighting",
+         f"must be one of {', '.join(TASK_WEIGHTINGS)}"),
+        (cfg.train.dwa_temperature > 0, "train.dwa_temperature", "must be > 0"),
         (cfg.train.class_weights in CLASS_WEIGHTS, "train.class_weights", f"must be one of {', '.join(CLASS_WEIGHTS)}"),
         (cfg.model.edge_margin >= 0, "model.edge_margin", "must be >= 0 pixels"),
         (0.0 <= cfg.model.water_rule <= 1.0, "model.water_rule", "must be a probability in [0, 1] (0 = off)"),

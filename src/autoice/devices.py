@@ -110,6 +110,15 @@ def broadcast_flag(flag: bool, d: Dist, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def broadcast_values(values: list[float], d: Dist, device: torch.device) -> list[float]:
+    """Rank 0's ``values`` on every rank (e.g. task weights computed from rank 0's losses)."""
+    if not d.enabled:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return [float(v) for v in t.tolist()]
+
+
 def barrier(d: Dist) -> None:
     """Wait for every rank (no-op in a single process)."""
     if d.enabled:

@@ -40,6 +40,7 @@ from autoice.devices import (
     Dist,
     barrier,
     broadcast_flag,
+    broadcast_values,
     gather,
     init_distributed,
     replica_max_diff,
@@ -105,6 +106,7 @@ class _Run:
     trained_s: float = 0.0  # training time before a resume, so elapsed_s keeps counting
     ema: torch.optim.swa_utils.AveragedModel | None = None  # weight averages (train.ema_decay > 0)
     class_weights: dict[str, torch.Tensor] | None = None  # cross-entropy class weights (train.class_weights)
+    task_weights: dict[str, float] = field(default_factory=dict)  # this epoch's (train.task_weighting)
     progress: bool = True  # progress bars (ours and MLflow's)
 
     @property
@@ -449,6 +451,7 @@ def _train_epoch(run: _Run, loader: Any, epoch: int, *, progress: bool) -> dict[
     from autoice.data.transforms import augment_batch
 
     cfg, d = run.cfg, run.dist
+    run.task_weights = _task_weights(run)
     loader.dataset.set_epoch(epoch)
     gen = torch.Generator(device=run.device).manual_seed(cfg.train.seed * 1_000_003 + epoch * 1009 + d.rank)
     run.net.train()
@@ -478,7 +481,20 @@ def _train_epoch(run: _Run, loader: Any, epoch: int, *, progress: bool) -> dict[
         **{f"train_loss_{c}": sums[c] / max(n_batches, 1) for c in schema.CHARTS},
         "lr": run.opt.param_groups[0]["lr"],
         "patches_per_s": n_patches * d.world_size / max(elapsed, 1e-9),
+        **({f"task_weight_{c}": w for c, w in run.task_weights.items()} if cfg.train.task_weighting != "fixed" else {}),
     }
+
+
+def _task_weights(run: _Run) -> dict[str, float]:
+    """This epoch's task weights: ``train.task_weights``, or those times DWA's factors from rank 0's history."""
+    from autoice.models.losses import dwa_weights
+
+    t = run.cfg.train
+    if t.task_weighting == "fixed":
+        return dict(t.task_weights)
+    w = dwa_weights(run.history, t.task_weights, temperature=t.dwa_temperature)
+    charts = list(w)
+    return dict(zip(charts, broadcast_values([w[c] for c in charts], run.dist, run.device), strict=True))
 
 
 def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -493,7 +509,7 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
         out = run.net(x)
     losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode,
                           weights=run.class_weights)  # fmt: skip
-    loss = weighted_loss(losses, cfg.train.task_weights)
+    loss = weighted_loss(losses, run.task_weights or cfg.train.task_weights)
     if not torch.isfinite(loss):  # stop before a NaN step poisons the weights (and best.pt)
         parts = ", ".join(f"{c} {float(v.detach()):.4g}" for c, v in losses.items())
         raise AutoiceError(

@@ -8,7 +8,8 @@ graph, so ``backward()`` works and the other charts keep training (no NaN from 0
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -100,6 +101,31 @@ def weighted_loss(losses: Mapping[str, Tensor], weights: Mapping[str, float]) ->
     if not losses:
         raise ValueError("no losses to weight")
     return torch.stack([float(weights[c]) * loss for c, loss in losses.items()]).sum()
+
+
+def dwa_weights(history: Sequence[Mapping[str, float]], base: Mapping[str, float], *,
+                temperature: float) -> dict[str, float]:  # fmt: skip
+    """Dynamic weight averaging (Liu et al. 2019, CVPR): the task weights for the next epoch.
+
+    ``base[c] * K * softmax_c(r_c / temperature)`` with ``r_c`` the ratio of chart ``c``'s mean training
+    loss in the last epoch to the one before (``history`` records with ``train_loss_<chart>``), K the
+    number of charts: a chart whose loss stalls gains weight, the weights' mean stays 1 x ``base``. With
+    fewer than two epochs (or a non-finite or zero loss) the weights are ``base``.
+    """
+    charts = list(base)
+    if len(history) < 2:
+        return dict(base)
+    last, before = history[-1], history[-2]
+    try:
+        r = [float(last[f"train_loss_{c}"]) / float(before[f"train_loss_{c}"]) for c in charts]
+    except (KeyError, ZeroDivisionError):
+        return dict(base)
+    if not all(math.isfinite(v) for v in r):
+        return dict(base)
+    z = [v / temperature for v in r]
+    top = max(z)
+    e = [math.exp(v - top) for v in z]
+    return {c: float(base[c]) * len(charts) * ei / sum(e) for c, ei in zip(charts, e, strict=True)}
 
 
 def to_classes(outputs: dict[str, Tensor], *, sic_mode: str) -> dict[str, Tensor]:

@@ -103,11 +103,7 @@ def replica_max_diff(model: torch.nn.Module, d: Dist) -> float | None:
 
 def broadcast_flag(flag: bool, d: Dist, device: torch.device) -> bool:
     """Rank 0's ``flag`` on every rank, so that all ranks take the same branch (e.g. stop together)."""
-    if not d.enabled:
-        return flag
-    t = torch.tensor([float(flag)], device=device)
-    dist.broadcast(t, src=0)
-    return bool(t.item())
+    return bool(broadcast_values([float(flag)], d, device)[0])
 
 
 def broadcast_values(values: list[float], d: Dist, device: torch.device) -> list[float]:

@@ -509,7 +509,7 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
         out = run.net(x)
     losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode,
                           weights=run.class_weights)  # fmt: skip
-    loss = weighted_loss(losses, run.task_weights or cfg.train.task_weights)
+    loss = weighted_loss(losses, run.task_weights)
     if not torch.isfinite(loss):  # stop before a NaN step poisons the weights (and best.pt)
         parts = ", ".join(f"{c} {float(v.detach()):.4g}" for c, v in losses.items())
         raise AutoiceError(

@@ -265,6 +265,12 @@ class PatchDataset(IterableDataset):
         before = int(cum[row - 1]) if row else 0
         cols = np.flatnonzero((labels[:, row, :] != schema.CHART_FILL).any(axis=0))
         col = int(cols[k - before])
+        return self._window_around(rng, s, row, col)
+
+    def _window_around(self, rng: np.random.Generator, s: int, row: int, col: int) -> tuple[int, int, int]:
+        """(scene, top, left) of a window holding pixel (row, col) of scene ``s`` at a random offset, clipped."""
+        labels = self.scenes[s].labels
+        assert labels is not None  # filtered in __init__
         p = self.patch_size
         _, h, w = labels.shape
         r0, _, dr0, _ = _window(h, row, p, int(rng.integers(p)))
@@ -276,13 +282,7 @@ class PatchDataset(IterableDataset):
         classes = self._class_index[int(rng.integers(len(self._class_index)))]
         pixels = classes[int(rng.integers(len(classes)))]
         s, row, col = (int(v) for v in pixels[int(rng.integers(len(pixels)))])
-        labels = self.scenes[s].labels
-        assert labels is not None  # filtered in __init__
-        p = self.patch_size
-        _, h, w = labels.shape
-        r0, _, dr0, _ = _window(h, row, p, int(rng.integers(p)))
-        c0, _, dc0, _ = _window(w, col, p, int(rng.integers(p)))
-        return s, r0 - dr0, c0 - dc0
+        return self._window_around(rng, s, row, col)
 
     def _starter_coarse(self, scene: CachedScene, top: int, left: int, x: torch.Tensor) -> None:
         """Overwrite the 2 km channels of ``x`` with the starter kit's stretched crop (see :func:`starter_cells`).

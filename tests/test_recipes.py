@@ -224,6 +224,17 @@ def test_uniform_windows_rarely_touch_edges_centred_ones_often():
     assert touch(cen) > 0.1  # the window is clipped at the edge for every valid pixel near it
 
 
+def test_mixed_downscaling_gives_every_factor_the_same_share_of_patches():
+    """A scene cached at x1 (100 x 100) and x2 (50 x 50): half the patches from each copy, either placement
+    (by area alone the x1 copy would get 80 % under valid_centred)."""
+    scenes = [_scene(100, 100, 1, d=1), _scene(50, 50, 2, d=2)]
+    for sampling in ("valid_centred", "uniform"):
+        share = (_corners(PatchDataset(scenes, 8, seed=0, sampling=sampling), 2000)[:, 0] == 2).mean()
+        assert share == pytest.approx(0.5, abs=0.04), sampling
+    single = PatchDataset([_scene(100, 100, 1), _scene(50, 50, 2)], 8, seed=0)  # one factor: by valid area
+    assert single.weights == pytest.approx([0.8, 0.2])
+
+
 def _rare_scene(ident: int) -> CachedScene:
     """100 x 100 scene: SOD 4 and FLOE 5 everywhere but a 3 x 3 block of SOD 2 and one of FLOE 1; SOD masked
     in the top rows (a masked chart is never a class to balance)."""

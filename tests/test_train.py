@@ -148,7 +148,8 @@ def test_a_non_finite_loss_stops_training_and_saves_nothing(synth_data, tmp_path
                                      "train.lr=inf", "train.task_weights={SIC: .nan, SOD: 1, FLOE: 1}",
                                      "train.task_weights={SIC: -1, SOD: 3, FLOE: 3}",
                                      "train.class_weights=balanced", "data.downscale_mode=median",
-                                     "train.task_weighting=uncertainty", "train.dwa_temperature=0"])  # fmt: skip
+                                     "train.task_weighting=uncertainty", "train.dwa_temperature=0",
+                                     "data.train_downscales=[5, 0]"])  # fmt: skip
 def test_settings_out_of_range_are_config_errors(setting):
     """Issue 10 item 8: each of these gave a traceback deep in training; now one line naming the key."""
     from autoice.config import load_config
@@ -182,6 +183,29 @@ def test_dwa_task_weighting_reweights_from_the_second_epoch_on(synth_data, tmp_p
     assert w[0] == w[1] == cfg.train.task_weights
     assert w[2] == pytest.approx(dwa_weights(h[:2], cfg.train.task_weights, temperature=0.5))
     assert w[2] != pytest.approx(cfg.train.task_weights)
+
+
+def test_mixed_downscaling_trains_on_every_factor_and_validates_at_one(synth_data, tmp_path, monkeypatch):
+    """data.train_downscales: the training scenes cached at each factor reach the patch stream; validation
+    scenes stay at data.downscale, and the saved model predicts at it."""
+    import autoice.data.loader as loader
+
+    seen = {}
+    real = loader.make_loader
+
+    def spy(scenes, data_cfg, **kw):
+        seen["train"] = [(s.key, s.downscale) for s in scenes]
+        return real(scenes, data_cfg, **kw)
+
+    monkeypatch.setattr(loader, "make_loader", spy)
+    cfg = _cfg("train.epochs=1", "data.train_downscales=[3, 2, 4]")
+    result = train(cfg, synth_data / "train", tmp_path / "mixed", progress=False)
+    keys = sorted({k for k, _ in seen["train"]})
+    assert sorted(seen["train"]) == sorted((k, d) for k in keys for d in (2, 3, 4))
+    fingerprints = [f for f in (tmp_path / "mixed" / "cache").iterdir() if f.is_dir()]
+    assert len(fingerprints) == 3  # one cache per factor
+    state = load_checkpoint(result.last_checkpoint)
+    assert state["config"]["data"]["downscale"] == 2
 
 
 def test_class_weights_change_what_is_learned(synth_data, tmp_path, capsys):

@@ -44,6 +44,10 @@ class DataConfig:
     #: how full-grid inputs are downscaled: ``nearest`` (pixel ``i d``, MMSeaIce) or ``mean`` (mean of the
     #: ``d x d`` block over pixels with data: speckle averaged down); labels are always nearest
     downscale_mode: str = "nearest"
+    #: downscaling factors training patches are drawn from: every training scene is cached at each and
+    #: patches come from each factor equally often (the same ice at several pixel sizes, and more context
+    #: per patch at the coarser ones); validation and prediction stay at ``downscale``. [] = ``downscale`` only
+    train_downscales: list[int] = field(default_factory=list)
     patch_size: int = 256  #: square patch side, in pixels at the downscaled resolution
     val_fraction: float = 0.1  #: share of scenes held out (seeded) when no --val-data is given
     #: which scenes validate when no --val-data is given: ``fraction`` (seeded ``val_fraction`` hold-out),
@@ -322,6 +326,7 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError("data.inputs: must be a non-empty list without repeats")
     checks = [
         (cfg.data.downscale >= 1, "data.downscale", "must be >= 1"),
+        (all(f >= 1 for f in cfg.data.train_downscales), "data.train_downscales", "must be factors >= 1"),
         (cfg.data.downscale_mode in DOWNSCALE_MODES, "data.downscale_mode",
          f"must be one of {', '.join(DOWNSCALE_MODES)}"),
         (cfg.data.patch_size >= 16, "data.patch_size", "must be >= 16"),

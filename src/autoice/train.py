@@ -19,6 +19,7 @@ process group are in :mod:`autoice.devices`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import os
 import random
@@ -35,7 +36,7 @@ from autoice import schema
 from autoice.atomic import ensure_folder, require_space
 from autoice.batch import run_each
 from autoice.checkpoints import load_checkpoint, make_checkpoint, rng_state, save_checkpoint, set_rng_state
-from autoice.config import Config, config_from_dict, save_config
+from autoice.config import Config, DataConfig, config_from_dict, save_config
 from autoice.devices import (
     Dist,
     barrier,
@@ -256,8 +257,23 @@ def _prepare_data(cfg: Config, d: Dist, work: Path, data: Any, val_data: Any, ca
         build_cache(files, cfg.data, cache, progress=progress, scheduler=scheduler)
     barrier(d)
     by_path = {c.path.resolve(): c for c in build_cache(files, cfg.data, cache, progress=False)}
-    return _Scenes(train_files, val_files, [by_path[f.resolve()] for f in train_files],
-                   [by_path[f.resolve()] for f in val_files], rule, dataset_fingerprint(files))  # fmt: skip
+    train: list[Any] = []
+    for factor in training_factors(cfg.data):  # mixed downscaling: the training scenes at every factor
+        if factor == cfg.data.downscale:
+            train += [by_path[f.resolve()] for f in train_files]
+            continue
+        other = dataclasses.replace(cfg.data, downscale=factor)
+        if d.main:
+            build_cache(train_files, other, cache, progress=progress, scheduler=scheduler)
+        barrier(d)
+        train += build_cache(train_files, other, cache, progress=False)
+    return _Scenes(train_files, val_files, train, [by_path[f.resolve()] for f in val_files], rule,
+                   dataset_fingerprint(files))  # fmt: skip
+
+
+def training_factors(data_cfg: DataConfig) -> list[int]:
+    """The downscaling factors training patches come from: ``data.train_downscales`` or ``data.downscale``."""
+    return sorted(set(data_cfg.train_downscales)) or [data_cfg.downscale]
 
 
 def _choose_scenes(cfg: Config, data: Any, val_data: Any) -> tuple[list[Path], list[Path], str]:

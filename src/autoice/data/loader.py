@@ -19,6 +19,10 @@ training scenes hold, a pixel of that class uniformly (from an index of at most
 around it, as for ``valid_centred``. A class that covers 1 % of the pixels is then drawn about as often
 as open water.
 
+With mixed downscaling (``DataConfig.train_downscales``) the stream holds every training scene once per
+factor; each factor gets the same share of the patches (``uniform``: every scene copy equally likely;
+``valid_centred``: by valid area within a factor).
+
 Scenes smaller than the patch are padded (inputs 0, labels 255). With
 ``DataConfig.coarse_registration = "starter"`` the 2 km channels of a patch are rebuilt the starter
 kit's way: the whole 2 km cells from the one holding the patch's first pixel on, ``ceil(patch / cell)``
@@ -120,7 +124,11 @@ class PatchDataset(IterableDataset):
         if coarse_registration not in ("exact", "starter"):
             raise ValueError(f"coarse_registration must be exact or starter, got {coarse_registration!r}")
         self.sampling, self.coarse_registration = sampling, coarse_registration
+        # by valid area within each downscaling factor, every factor the same share (mixed downscaling)
         valid = np.array([s.valid for s in self.scenes], dtype=np.float64)
+        factor = np.array([s.downscale for s in self.scenes])
+        for f in np.unique(factor):
+            valid[factor == f] /= valid[factor == f].sum()
         self.weights = valid / valid.sum()
         self._cum_rows = [np.cumsum(self._valid_rows(s)) for s in self.scenes]
         if not 0.0 <= class_balanced <= 1.0:

@@ -266,7 +266,7 @@ def test_cli_labels_good_scenes_and_names_the_one_the_chart_misses(synth_scene, 
     good = placed(synth_scene[1], tmp_path / "a", CAPE_PLACE)
     far = placed(synth_scene[1], tmp_path / "b", CIS_PLACE)  # Foxe Basin: far from Cape Farewell
     out = tmp_path / "out"
-    code, stdout, err = run_cli(["label", str(good), str(far.parent), "--chart", str(DMI_DIR / f"{CAPE}.shp"),
+    code, stdout, err = run_cli(["label", str(good), str(far.parent), "--chart", str(need(DMI_DIR / f"{CAPE}.shp")),
                                  "-o", str(out), "--quiet"], capsys)  # fmt: skip
     assert code == 1
     assert f"{good.name}: " in stdout and "polygons of" in stdout and "CT 12" in stdout  # the range codes named

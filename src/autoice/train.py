@@ -257,17 +257,17 @@ def _prepare_data(cfg: Config, d: Dist, work: Path, data: Any, val_data: Any, ca
         build_cache(files, cfg.data, cache, progress=progress, scheduler=scheduler)
     barrier(d)
     by_path = {c.path.resolve(): c for c in build_cache(files, cfg.data, cache, progress=False)}
-    train: list[Any] = []
+    train_scenes: list[Any] = []
     for factor in training_factors(cfg.data):  # mixed downscaling: the training scenes at every factor
         if factor == cfg.data.downscale:
-            train += [by_path[f.resolve()] for f in train_files]
+            train_scenes += [by_path[f.resolve()] for f in train_files]
             continue
         other = dataclasses.replace(cfg.data, downscale=factor)
         if d.main:
             build_cache(train_files, other, cache, progress=progress, scheduler=scheduler)
         barrier(d)
-        train += build_cache(train_files, other, cache, progress=False)
-    return _Scenes(train_files, val_files, train, [by_path[f.resolve()] for f in val_files], rule,
+        train_scenes += build_cache(train_files, other, cache, progress=False)
+    return _Scenes(train_files, val_files, train_scenes, [by_path[f.resolve()] for f in val_files], rule,
                    dataset_fingerprint(files))  # fmt: skip
 
 

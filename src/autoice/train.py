@@ -254,19 +254,21 @@ def _prepare_data(cfg: Config, d: Dist, work: Path, data: Any, val_data: Any, ca
     if d.main:
         ensure_folder(work)
         save_config(cfg, work / "config.yaml")
-        build_cache(files, cfg.data, cache, progress=progress, scheduler=scheduler)
-    barrier(d)
-    by_path = {c.path.resolve(): c for c in build_cache(files, cfg.data, cache, progress=False)}
+
+    def cached(paths: list[Path], data_cfg: DataConfig) -> list[Any]:
+        """Rank 0 builds the cache entries (with progress) while the others wait; then every rank opens them."""
+        if d.main:
+            build_cache(paths, data_cfg, cache, progress=progress, scheduler=scheduler)
+        barrier(d)
+        return build_cache(paths, data_cfg, cache, progress=False)
+
+    by_path = {c.path.resolve(): c for c in cached(files, cfg.data)}
     train_scenes: list[Any] = []
     for factor in training_factors(cfg.data):  # mixed downscaling: the training scenes at every factor
         if factor == cfg.data.downscale:
             train_scenes += [by_path[f.resolve()] for f in train_files]
-            continue
-        other = dataclasses.replace(cfg.data, downscale=factor)
-        if d.main:
-            build_cache(train_files, other, cache, progress=progress, scheduler=scheduler)
-        barrier(d)
-        train_scenes += build_cache(train_files, other, cache, progress=False)
+        else:
+            train_scenes += cached(train_files, dataclasses.replace(cfg.data, downscale=factor))
     return _Scenes(train_files, val_files, train_scenes, [by_path[f.resolve()] for f in val_files], rule,
                    dataset_fingerprint(files))  # fmt: skip
 

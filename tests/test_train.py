@@ -220,3 +220,48 @@ def test_class_weights_change_what_is_learned(synth_data, tmp_path, capsys):
     b = load_checkpoint(weighted.last_checkpoint)["model"]
     assert any(not torch.equal(a[k], b[k]) for k in a)
     assert all(torch.isfinite(v).all() for v in b.values() if v.is_floating_point())
+
+
+def test_cpu_bf16_comes_from_the_cpu_flags(tmp_path):
+    from autoice.devices import cpu_has_native_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor : 0\nflags : fpu avx2 avx512f amx_bf16 amx_tile\n")
+    assert cpu_has_native_bf16(info) is torch.backends.mkldnn.is_available()
+    info.write_text("processor : 0\nflags : fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_has_native_bf16(info) is torch.backends.mkldnn.is_available()
+    info.write_text("processor : 0\nflags : fpu avx2 avx512f avx512bw\n")  # bf16 would be emulated: slower
+    assert cpu_has_native_bf16(info) is False
+    assert cpu_has_native_bf16(tmp_path / "missing") is False
+
+
+@pytest.mark.parametrize(("native", "amp", "expected"), [(True, True, torch.bfloat16), (False, True, None),
+                                                         (True, False, None)])  # fmt: skip
+def test_mixed_precision_on_cpu_where_native(synth_data, tmp_path, monkeypatch, native, amp, expected):
+    """Training autocasts to bf16 on a CPU with native bf16 (about 2x faster), else stays fp32;
+    checkpoints hold fp32 weights in the standard layout whatever the training layout (channels-last)."""
+    import autoice.devices
+    import autoice.train
+
+    monkeypatch.setattr(autoice.devices, "cpu_has_native_bf16", lambda *a: native)
+    seen = []
+    real_step = autoice.train._train_step
+
+    def spy(run, x, y):
+        seen.append((run.use_amp, run.amp_dtype, x.dtype))
+        with torch.autocast("cpu", dtype=run.amp_dtype, enabled=run.use_amp):
+            probe = run.net(x)["SOD"]
+        seen.append(probe.dtype)
+        return real_step(run, x, y)
+
+    monkeypatch.setattr(autoice.train, "_train_step", spy)
+    result = train(_cfg("train.epochs=1", "train.batches_per_epoch=1", f"train.amp={str(amp).lower()}"),
+                   synth_data / "train", tmp_path / "run", progress=False)  # fmt: skip
+    use_amp, dtype, x_dtype = seen[0]
+    assert use_amp is (expected is not None) and x_dtype == torch.float32
+    assert seen[1] == (expected or torch.float32)  # what the network computes in
+    assert dtype == (expected or torch.float32)
+    weights = load_checkpoint(result.last_checkpoint)["model"]
+    conv = [v for v in weights.values() if v.ndim == 4]
+    assert conv and all(v.is_contiguous() and v.dtype == torch.float32 for v in conv)
+    assert all(torch.isfinite(v).all() for v in weights.values() if v.is_floating_point())

@@ -69,10 +69,10 @@ def make_checkpoint(
     """
     extra = {}
     if ema is not None:
-        extra = {"train_model": model.state_dict(), "ema": ema.state_dict()}
+        extra = {"train_model": _plain(model.state_dict()), "ema": _plain(ema.state_dict())}
     return {
         "version": CHECKPOINT_VERSION,
-        "model": (ema.module if ema is not None else model).state_dict(),
+        "model": _plain((ema.module if ema is not None else model).state_dict()),
         **extra,
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -87,6 +87,11 @@ def make_checkpoint(
         "run_id": run_id,
         "dataset_fingerprint": dataset_fingerprint,
     }
+
+
+def _plain(state: dict[str, Any]) -> dict[str, Any]:
+    """Weights in the standard (contiguous) layout: training runs channels-last, files do not."""
+    return {k: v.contiguous() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -46,6 +47,33 @@ def select_device(spec: str, local_rank: int = 0) -> torch.device:
     if spec.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {spec}: asked for but CUDA is not available")
     return torch.device(spec)
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), so that autocast pays off.
+
+    On such CPUs bf16 convolutions run about twice as fast as fp32; elsewhere oneDNN emulates
+    bf16 and it is slower, so training stays in fp32. Read from the kernel's CPU flags (Linux);
+    unknown elsewhere, and then False.
+    """
+    try:
+        flags = cpuinfo.read_text().split()
+    except OSError:
+        return False
+    return ("amx_bf16" in flags or "avx512_bf16" in flags) and torch.backends.mkldnn.is_available()
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for mixed precision on ``device``, or None where it would not help.
+
+    CUDA: bf16 where the GPU supports it, else fp16 (with a GradScaler, see ``train``). CPU: bf16
+    where the CPU has it natively (:func:`cpu_has_native_bf16`), else None (fp32).
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return None
 
 
 def available_bytes(device: torch.device) -> int | None:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from autoice import schema
+from autoice.devices import amp_dtype
 
 
 def tiles(n: int, tile: int, overlap: int) -> list[tuple[int, int]]:
@@ -95,10 +96,11 @@ class SceneOutput:
 def _passes(models: Sequence[torch.nn.Module], x: torch.Tensor, sic_mode: str, tta: bool, amp: bool
             ) -> Iterator[dict[str, torch.Tensor]]:  # fmt: skip
     flips = [(), (2,), (3,), (2, 3)] if tta else [()]
+    dtype = amp_dtype(x.device) if amp else None  # channels-last and autocast: as in training, for speed
     for model in models:
         for dims in flips:
-            xi = torch.flip(x, dims) if dims else x
-            with torch.autocast(x.device.type, enabled=amp and x.device.type == "cuda"):
+            xi = (torch.flip(x, dims) if dims else x).contiguous(memory_format=torch.channels_last)
+            with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
                 out = model(xi)
             scores = {}
             for chart, t in out.items():
@@ -134,7 +136,7 @@ def predict_scene(
             validation: no seams, and the network sees the whole context of every pixel).
         overlap: overlap between neighbouring tiles, blended with linear ramps.
         tta: also average the four flips (test-time augmentation).
-        amp: autocast on CUDA.
+        amp: mixed precision where the device has it (CUDA; CPUs with native bf16).
         uncertainty: also return per-pixel uncertainty maps.
         margin: pixels of extra context read around every tile (mirrored beyond the scene's edge) and
             cropped from its output; 0 = the bare tile with the network's zero padding.

@@ -286,7 +286,7 @@ def _predict_one(loaded: LoadedModels, path: Path, parts: str, opts: dict[str, A
                        max_tile=CPU_MAX_TILE if dev.type == "cpu" else 8192)  # fmt: skip
     want_uncertainty = opts["uncertainty_dir"] is not None
     out = predict_scene(networks, inputs, **model_options(cfg), device=dev, tile=tile, tta=opts["tta"],
-                        amp=dev.type == "cuda", uncertainty=want_uncertainty)  # fmt: skip
+                        amp=cfg.train.amp, uncertainty=want_uncertainty)  # fmt: skip
     del inputs
     part = Path(parts) / f"{key}.npz"
     with atomic_output(part) as tmp, tmp.open("wb") as fh:

@@ -22,7 +22,8 @@ changing the generator). Every model learns from the same training scenes:
   scored on every pixel.
 
 Budget. ``--budget time`` (default): every preset trains for the same wall-clock, ``--minutes`` (default
-6, what the demo preset's own 20 epochs take on 2 CPU cores), via ``train.time_budget_min=M`` and
+6, what the demo preset's own 20 epochs took on 2 CPU cores in fp32; with native bf16 they take about
+2), via ``train.time_budget_min=M`` and
 ``train.epochs=100000`` (training stops after the epoch that passes the budget; validation counts,
 the patch-cache build before the first epoch does not). ``--budget epochs``: each preset's own epochs.
 

@@ -96,7 +96,9 @@ class SceneOutput:
 def _passes(models: Sequence[torch.nn.Module], x: torch.Tensor, sic_mode: str, tta: bool, amp: bool
             ) -> Iterator[dict[str, torch.Tensor]]:  # fmt: skip
     flips = [(), (2,), (3,), (2, 3)] if tta else [()]
-    dtype = amp_dtype(x.device) if amp else None  # channels-last and autocast: as in training, for speed
+    # channels-last: faster convolutions, same values. Autocast on CUDA only: on a CPU, predictions stay
+    # fp32, the same as the served model's (a CPU scene takes seconds; training is where bf16 pays)
+    dtype = amp_dtype(x.device) if amp and x.device.type == "cuda" else None
     for model in models:
         for dims in flips:
             xi = (torch.flip(x, dims) if dims else x).contiguous(memory_format=torch.channels_last)
@@ -136,7 +138,7 @@ def predict_scene(
             validation: no seams, and the network sees the whole context of every pixel).
         overlap: overlap between neighbouring tiles, blended with linear ramps.
         tta: also average the four flips (test-time augmentation).
-        amp: mixed precision where the device has it (CUDA; CPUs with native bf16).
+        amp: autocast on CUDA (bf16 where supported, else fp16); CPU inference is fp32.
         uncertainty: also return per-pixel uncertainty maps.
         margin: pixels of extra context read around every tile (mirrored beyond the scene's edge) and
             cropped from its output; 0 = the bare tile with the network's zero padding.

@@ -275,3 +275,29 @@ def test_predict_finishes_good_scenes_then_refuses_an_incomplete_submission(trai
     assert sorted(p.name for p in unc.iterdir()) == sorted(
         f"{f.name[: schema.SCENE_KEY_LENGTH]}_uncertainty.nc" for f in good
     )
+
+
+def _blocked_signals(_):
+    import signal
+
+    return sorted(int(s) for s in signal.pthread_sigmask(signal.SIG_BLOCK, []))
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "pthread_sigmask"), reason="POSIX signal masks")
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_pool_workers_fork_with_signals_held_and_run_jobs_with_them_free(method):
+    """A SIGTERM or Ctrl-C in the moment a worker is forked must not unwind the parent's stack in the
+    child (it used to, rarely: the pool terminating its workers after one died crashed a pytest-xdist
+    worker). The signals are held while forking and free again in the worker's jobs and in the parent."""
+    import signal
+
+    from autoice.batch import _forking, run_each
+
+    held = {int(signal.SIGINT), int(signal.SIGTERM)}
+    with _forking():
+        assert held <= set(_blocked_signals(None))
+    assert not held & set(_blocked_signals(None))
+    batch = run_each(_blocked_signals, [(i,) for i in range(3)], ["a", "b", "c"], workers=2, progress=False,
+                     mp_context=multiprocessing.get_context(method))  # fmt: skip
+    assert len(batch.results) == 3 and all(not held & set(r) for r in batch.results.values())
+    assert not held & set(_blocked_signals(None))

@@ -21,6 +21,7 @@ in the local path, so a command has one way to split its work, whichever runs it
 from __future__ import annotations
 
 import contextlib
+import signal
 import sys
 import time
 import uuid
@@ -319,7 +320,8 @@ def _in_pool(fn: Callable[..., Any], jobs: Sequence[tuple], batch: Batch[Any], t
     """Run every job in one pool; return the jobs lost when a worker died (the pool is then broken)."""
     lost: list[int] = []
     with _pool(workers, ctx, shared) as pool:
-        futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+        with _forking():
+            futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
         try:
             for fut in as_completed(futures):
                 if _settle(batch, futures[fut], fut):
@@ -343,7 +345,8 @@ def _one_process_each(fn: Callable[..., Any], jobs: Sequence[tuple], todo: list[
             while pending and len(running) < workers:
                 i = pending.pop(0)
                 pool = _pool(1, ctx, shared)
-                running[pool.submit(fn, *jobs[i])] = (i, pool)
+                with _forking():
+                    running[pool.submit(fn, *jobs[i])] = (i, pool)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 i, pool = running.pop(fut)
@@ -357,7 +360,41 @@ def _one_process_each(fn: Callable[..., Any], jobs: Sequence[tuple], todo: list[
 
 
 def _pool(workers: int, ctx: BaseContext | None, shared: Any) -> ProcessPoolExecutor:
-    """A process pool whose processes receive ``shared`` once, when they start."""
-    if shared is _NOTHING:
-        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
-    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_set_shared, initargs=(shared,))
+    """A process pool whose processes receive ``shared`` once, when they start.
+
+    Its processes start (at ``submit``) with SIGINT and SIGTERM blocked, see :func:`_forking`.
+    """
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker, initargs=(shared,))
+
+
+#: Signals held while a pool forks its processes.
+_FORK_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _forking() -> Any:
+    """Hold SIGINT and SIGTERM in this thread while pool processes are forked from it.
+
+    A forked child runs the parent's stack until multiprocessing takes over; a signal in that
+    moment (the pool terminating its workers when one died, or Ctrl-C) would raise our
+    ``Interrupted`` there and unwind into the caller's code in the child (under pytest-xdist: into
+    the test runner, which then reports a crash). Children inherit the mask and unblock in
+    :func:`_start_worker`, where a held signal is handled as in any job. The parent gets its held
+    signals when the block ends.
+    """
+    if not hasattr(signal, "pthread_sigmask"):  # no fork there either
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _FORK_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _start_worker(shared: Any) -> None:
+    """Pool initializer: unblock the signals :func:`_forking` held, keep ``shared`` for the jobs."""
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORK_SIGNALS)
+    if shared is not _NOTHING:
+        _set_shared(shared)

@@ -35,6 +35,7 @@ def bench(preset, *, steps, warmup, patch_size, batch_size, device, amp):
     cfg = load_config(preset)
     torch.manual_seed(0)
     fmt = torch.channels_last if amp else torch.contiguous_format
+    kind = torch.device(device).type
     dtype = amp_dtype(torch.device(device)) if amp else None
     model = build_model(cfg).to(device, memory_format=fmt).train()
     opt = _optimizer(cfg, model.parameters())
@@ -46,7 +47,7 @@ def bench(preset, *, steps, warmup, patch_size, batch_size, device, amp):
 
     def step():
         opt.zero_grad(set_to_none=True)
-        with torch.autocast(torch.device(device).type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        with torch.autocast(kind, dtype=dtype or torch.float32, enabled=dtype is not None):
             out = model(x)
         losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode)
         weighted_loss(losses, cfg.train.task_weights).backward()

@@ -320,8 +320,7 @@ def _in_pool(fn: Callable[..., Any], jobs: Sequence[tuple], batch: Batch[Any], t
     """Run every job in one pool; return the jobs lost when a worker died (the pool is then broken)."""
     lost: list[int] = []
     with _pool(workers, ctx, shared) as pool:
-        with _forking():
-            futures = {pool.submit(fn, *job): i for i, job in enumerate(jobs)}
+        futures = {_submit(pool, fn, job): i for i, job in enumerate(jobs)}
         try:
             for fut in as_completed(futures):
                 if _settle(batch, futures[fut], fut):
@@ -345,8 +344,7 @@ def _one_process_each(fn: Callable[..., Any], jobs: Sequence[tuple], todo: list[
             while pending and len(running) < workers:
                 i = pending.pop(0)
                 pool = _pool(1, ctx, shared)
-                with _forking():
-                    running[pool.submit(fn, *jobs[i])] = (i, pool)
+                running[_submit(pool, fn, jobs[i])] = (i, pool)
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
             for fut in finished:
                 i, pool = running.pop(fut)
@@ -362,7 +360,8 @@ def _one_process_each(fn: Callable[..., Any], jobs: Sequence[tuple], todo: list[
 def _pool(workers: int, ctx: BaseContext | None, shared: Any) -> ProcessPoolExecutor:
     """A process pool whose processes receive ``shared`` once, when they start.
 
-    Its processes start (at ``submit``) with SIGINT and SIGTERM blocked, see :func:`_forking`.
+    Submit through :func:`_submit`: its processes start at the first submit, with SIGINT and
+    SIGTERM held (:func:`_forking`).
     """
     return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker, initargs=(shared,))
 
@@ -390,6 +389,12 @@ def _forking() -> Any:
         yield
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def _submit(pool: ProcessPoolExecutor, fn: Callable[..., Any], job: tuple) -> Future:
+    """``pool.submit(fn, *job)`` with the signals held, as the submit may fork the pool's processes."""
+    with _forking():
+        return pool.submit(fn, *job)
 
 
 def _start_worker(shared: Any) -> None:

@@ -93,6 +93,24 @@ def test_sigterm_during_training_removes_the_cache_temporary(synth_data, tmp_pat
     assert _temporaries(work) == []
 
 
+def test_sigterm_while_the_temporary_is_made_leaves_no_temporary(tmp_path, monkeypatch):
+    """A SIGTERM between creating an output's temporary and writing it (seen once, rarely, in a SIGTERMed
+    train's checkpoint) is raised where the temporary is removed, and nothing is written."""
+    from autoice import atomic, interrupts
+
+    real_chmod = os.chmod
+
+    def signalled(path, mode):  # the handler runs as it would for a signal arriving here
+        real_chmod(path, mode)
+        interrupts._handler(signal.SIGTERM, None)
+
+    monkeypatch.setattr(atomic.os, "chmod", signalled)
+    with pytest.raises(interrupts.Interrupted):
+        with atomic.atomic_output(tmp_path / "last.pt") as tmp:
+            tmp.write_text("never")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_stale_temporaries_of_dead_runs_are_swept(tmp_path, synth_data):
     """`kill -9` leaves temporaries that nothing removed; the next write into the folder does."""
     from autoice import atomic

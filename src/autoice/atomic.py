@@ -148,17 +148,10 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     ensure_folder(target.parent)
     _sweep_once(target.parent)
+    tmp: Path | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{_host()}.{os.getpid()}.", suffix=".tmp",
-                                        dir=target.parent)
-    except OSError as exc:
-        raise _error(target, f"cannot write here: {_why(exc)}", exc) from exc
-    os.close(fd)
-    tmp = Path(tmp_name)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
-    try:
+        with deferred():  # SIGTERM while the temporary is made: raised once it has a name, so it is removed
+            tmp = _temporary(target)
         yield tmp
         try:
             os.replace(tmp, target)
@@ -166,11 +159,26 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[Path]:
             raise _error(target, f"cannot write here: {_why(exc)}", exc) from exc
     except BaseException as exc:
         fault = _output_fault(exc, target.parent)
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
         if fault is not None:
             raise StorageError(target, f"cannot write this file: {fault}") from exc
         raise
+
+
+def _temporary(target: Path) -> Path:
+    """An empty temporary file next to ``target``, with the usual permissions (mkstemp makes 0600)."""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{_host()}.{os.getpid()}.", suffix=".tmp",
+                                        dir=target.parent)
+    except OSError as exc:
+        raise _error(target, f"cannot write here: {_why(exc)}", exc) from exc
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)
+    return Path(tmp_name)
 
 
 def _output_fault(exc: BaseException, folder: Path) -> str | None:

@@ -117,6 +117,41 @@ def test_full_grid_inputs_block_mean(scene, d):
         scene_inputs(ds, ["nersc_sar_primary"], d, mode="median")
 
 
+@pytest.mark.parametrize("d", [3, 10])
+def test_sar_texture_is_the_block_spread_of_the_80m_pixels(scene, d):
+    """``sar_*_std`` = population std of the SAR pixels with data in each d x d block; the same in either mode."""
+    with open_scene(scene) as ds:
+        ds = ds.load()
+    ds["nersc_sar_secondary"].values[:d, :d] = schema.INPUT_FILL  # a block without data: 0, not NaN
+    ds["nersc_sar_secondary"].values[d, 1] = np.nan  # a decoded _FillValue: left out of its block
+    x = scene_inputs(ds, ["sar_primary_std", "sar_secondary_std"], d)
+    np.testing.assert_array_equal(x, scene_inputs(ds, ["sar_primary_std", "sar_secondary_std"], d, mode="mean"))
+    h, w = downscaled_shape((130, 110), d)
+    assert x.shape == (2, h, w) and np.isfinite(x).all()
+    for k, var in enumerate(schema.SAR_VARIABLES):
+        full = ds[var].values.astype(np.float64)
+        for i, j in ((0, 0), (1, 0), (1, 2), (h - 1, w - 1)):  # the last blocks are partial
+            block = full[i * d : (i + 1) * d, j * d : (j + 1) * d]
+            block = block[np.isfinite(block) & (block != schema.INPUT_FILL)]
+            expected = block.std() if block.size else 0.0
+            assert x[k, i, j] == pytest.approx(expected, rel=1e-5, abs=1e-6), (var, i, j)
+    assert x[1, 0, 0] == 0.0 and x[0, 0, 0] > 0  # (0, 0) of the primary is its only no-data pixel
+    with pytest.raises(ConfigError, match="sar_primary_std"):
+        scene_inputs(ds, ["sar_primary_std"], 1)
+
+
+def test_texture_inputs_need_downscaling():
+    from autoice.config import Config, validate_config
+
+    cfg = Config()
+    cfg.data.inputs = [*cfg.data.inputs, "sar_primary_std"]
+    cfg.data.downscale = 5
+    validate_config(cfg)
+    cfg.data.train_downscales = [1, 5]
+    with pytest.raises(ConfigError, match="sar_primary_std need data.downscale"):
+        validate_config(cfg)
+
+
 def test_decoded_fill_values_become_input_fill(scene):
     with open_scene(scene) as ds:
         ds = ds.load()

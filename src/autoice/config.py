@@ -25,7 +25,13 @@ from autoice.errors import ConfigError
 
 #: Input channels derived from a scene rather than stored in it.
 DERIVED_INPUTS: tuple[str, ...] = ("latitude", "longitude", "month")
-VALID_INPUTS: tuple[str, ...] = (*schema.INPUT_VARIABLES, *DERIVED_INPUTS)
+#: SAR texture inputs: the standard deviation of the 80 m values of one SAR channel in each
+#: downscaled pixel's block (what nearest downscaling throws away); name -> stored variable.
+TEXTURE_INPUTS: dict[str, str] = {
+    "sar_primary_std": schema.SAR_VARIABLES[0],
+    "sar_secondary_std": schema.SAR_VARIABLES[1],
+}
+VALID_INPUTS: tuple[str, ...] = (*schema.INPUT_VARIABLES, *DERIVED_INPUTS, *TEXTURE_INPUTS)
 #: How full-grid inputs are downscaled (``data.downscale_mode``): pixel ``i d``, or the mean of the block.
 DOWNSCALE_MODES: tuple[str, ...] = ("nearest", "mean")
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
@@ -326,6 +332,11 @@ def validate_config(cfg: Config) -> None:
         raise ConfigError(f"data.inputs: unknown channel(s) {', '.join(bad)}; valid: {', '.join(VALID_INPUTS)}")
     if not cfg.data.inputs or len(set(cfg.data.inputs)) != len(cfg.data.inputs):
         raise ConfigError("data.inputs: must be a non-empty list without repeats")
+    texture = [c for c in cfg.data.inputs if c in TEXTURE_INPUTS]
+    factors = [cfg.data.downscale, *cfg.data.train_downscales]
+    if texture and min(factors) < 2:
+        raise ConfigError(f"data.inputs: {', '.join(texture)} need data.downscale (and data.train_downscales) >= 2: "
+                          "a texture channel is the spread of the 80 m pixels inside each downscaled pixel")
     checks = [
         (cfg.data.downscale >= 1, "data.downscale", "must be >= 1"),
         (all(f >= 1 for f in cfg.data.train_downscales), "data.train_downscales", "must be factors >= 1"),

@@ -13,6 +13,10 @@ Everything here is pure array work on an open RTT Dataset (no caching, no torch)
 - ``latitude``/``longitude`` are bilinear from the 21 x 21 tie-point grid (evenly spaced from the
   first to the last 80 m line/sample; :mod:`autoice.geolocation`, the one implementation) and
   z-scored like the winning team did;
+- ``sar_primary_std``/``sar_secondary_std`` (``TEXTURE_INPUTS``) are the standard deviation of the
+  scaled 80 m SAR values in each pixel's ``d x d`` block, over its pixels with data: the sub-pixel
+  texture (floes, ridges, speckle) that nearest downscaling drops and a per-pixel model's 5 x 5
+  window keeps;
 - ``month`` is the constant ``2 m / 11 - 1`` with ``m = 0..11`` the acquisition month.
 
 Where the full grid has no data the derived and coarse channels keep their values: only the
@@ -30,7 +34,7 @@ import numpy as np
 import xarray as xr
 
 from autoice import schema
-from autoice.config import DERIVED_INPUTS, DOWNSCALE_MODES, VALID_INPUTS
+from autoice.config import DERIVED_INPUTS, DOWNSCALE_MODES, TEXTURE_INPUTS, VALID_INPUTS
 from autoice.errors import ConfigError, SceneError
 from autoice.geolocation import tiepoint_field, unwrap_longitude
 from autoice.scenes import read_variable
@@ -92,19 +96,37 @@ def _full_size(ds: xr.Dataset) -> tuple[int, int]:
     return ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]]
 
 
-def block_mean(x: np.ndarray, d: int) -> np.ndarray:
-    """Mean of each ``d x d`` block over its finite pixels (NaN where a block has none); partial blocks count."""
+def _block_moments(x: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, sum and sum of squares of the finite pixels of each ``d x d`` block (partial blocks count)."""
     h, w = -(-x.shape[0] // d), -(-x.shape[1] // d)
     total = np.zeros((h, w), np.float64)
+    squares = np.zeros((h, w), np.float64)
     count = np.zeros((h, w), np.int32)
     for i in range(d):  # one offset at a time: no padded copy of a full-size scene
         for j in range(d):
             part = x[i::d, j::d]
             ok = np.isfinite(part)
-            total[: part.shape[0], : part.shape[1]] += np.where(ok, part, 0.0)
+            value = np.where(ok, part, 0.0).astype(np.float64, copy=False)  # squares of float32 lose digits
+            total[: part.shape[0], : part.shape[1]] += value
+            squares[: part.shape[0], : part.shape[1]] += value * value
             count[: part.shape[0], : part.shape[1]] += ok
+    return count, total, squares
+
+
+def block_mean(x: np.ndarray, d: int) -> np.ndarray:
+    """Mean of each ``d x d`` block over its finite pixels (NaN where a block has none); partial blocks count."""
+    count, total, _ = _block_moments(x, d)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
+
+
+def block_std(x: np.ndarray, d: int) -> np.ndarray:
+    """Population standard deviation of each ``d x d`` block over its finite pixels (NaN where none)."""
+    count, total, squares = _block_moments(x, d)
+    n = np.maximum(count, 1)
+    mean = total / n
+    var = np.maximum(squares / n - mean * mean, 0.0)  # rounding can make a flat block slightly negative
+    return np.where(count > 0, np.sqrt(var), np.nan).astype(np.float32)
 
 
 def read_channel(ds: xr.Dataset, name: str, downscale: int, mode: str = "nearest") -> np.ndarray:
@@ -125,6 +147,11 @@ def read_channel(ds: xr.Dataset, name: str, downscale: int, mode: str = "nearest
             x = block_mean(x, d)
         elif d > 1:
             x = np.ascontiguousarray(x[::d, ::d])
+    elif name in TEXTURE_INPUTS:
+        if d < 2:
+            raise ConfigError(f"data.inputs: {name} needs a downscaling factor >= 2, got {d}")
+        x = np.asarray(read_variable(ds, TEXTURE_INPUTS[name]), dtype=np.float32)
+        x = block_std(np.where(x == schema.INPUT_FILL, np.float32(np.nan), x), d)
     elif name in schema.COARSE_VARIABLES:
         coarse = np.asarray(read_variable(ds, name), dtype=np.float32)
         rows = coarse_index(full[0], coarse.shape[0], d)
@@ -167,7 +194,8 @@ def scene_inputs(ds: xr.Dataset, channels: Sequence[str], downscale: int, *, dty
 
     Args:
         ds: an open ready-to-train scene (train or test).
-        channels: input names (``schema.INPUT_VARIABLES`` and ``latitude``/``longitude``/``month``).
+        channels: input names (``config.VALID_INPUTS``: stored variables, ``latitude``/``longitude``/``month``
+            and the SAR texture channels).
         downscale: 1 = 80 m, 10 = 800 m.
         dtype: of the result; ``float16`` halves the memory (and is what the training cache holds).
         mode: how the full-grid inputs are downscaled (``DOWNSCALE_MODES``).

@@ -19,6 +19,7 @@ from autoice.models import (
     dwa_weights,
     n_parameters,
     to_classes,
+    water_consistency,
     weighted_loss,
 )
 
@@ -186,6 +187,27 @@ def test_cross_entropy_equals_torch_on_valid_pixels(sic_mode):
         valid = t != FILL
         logits = out[chart].permute(0, 2, 3, 1)[valid]  # (N_valid, K)
         torch.testing.assert_close(losses[chart], F.cross_entropy(logits, t[valid]))
+
+
+def test_water_consistency_by_hand_and_only_on_sic():
+    """relu(SIC)^2 weighted by P_SOD(water) P_FLOE(water), over labelled pixels; the class heads get no gradient."""
+    out = {c: torch.zeros(1, k, 1, 4) for c, k in _heads("regression").items()}
+    out["SOD"][0, 0] = torch.tensor([[9.0, 9.0, -9.0, 9.0]])  # water, water, ice, water
+    out["FLOE"][0, 0] = torch.tensor([[9.0, -9.0, 9.0, 9.0]])  # water, ice, water, water
+    out["SIC"] = torch.tensor([[[[3.0, 3.0, 3.0, 5.0]]]], requires_grad=True)
+    for c in ("SOD", "FLOE"):
+        out[c].requires_grad_(True)
+    y = torch.zeros((1, 3, 1, 4), dtype=torch.uint8)
+    y[:, :, 0, 3] = FILL  # outside the scene: no label in any chart
+    loss = water_consistency(out, y, sic_mode="regression")
+    assert loss.item() == pytest.approx(9.0 / 3, rel=5e-3)  # both heads say water at pixel 0 only; 3 labelled
+    loss.backward()
+    assert out["SIC"].grad[0, 0, 0, 0] > 0 and out["SIC"].grad[0, 0, 0, 3] == 0
+    assert out["SOD"].grad is None and out["FLOE"].grad is None
+    out["SIC"] = torch.tensor([[[[-2.0, 3.0, 3.0, 5.0]]]])  # below 0 is already water: nothing to pull
+    assert water_consistency(out, y, sic_mode="regression").item() == pytest.approx(0.0, abs=1e-3)
+    cls = {**out, "SIC": torch.zeros(1, 11, 1, 4)}
+    assert water_consistency(cls, y, sic_mode="classification").item() == pytest.approx(math.log(11) / 3, rel=5e-3)
 
 
 def test_weighted_loss_arithmetic():

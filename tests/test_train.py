@@ -149,7 +149,7 @@ def test_a_non_finite_loss_stops_training_and_saves_nothing(synth_data, tmp_path
                                      "train.task_weights={SIC: -1, SOD: 3, FLOE: 3}",
                                      "train.class_weights=balanced", "data.downscale_mode=median",
                                      "train.task_weighting=uncertainty", "train.dwa_temperature=0",
-                                     "data.train_downscales=[5, 0]"])  # fmt: skip
+                                     "data.train_downscales=[5, 0]", "train.water_consistency=-1"])  # fmt: skip
 def test_settings_out_of_range_are_config_errors(setting):
     """Issue 10 item 8: each of these gave a traceback deep in training; now one line naming the key."""
     from autoice.config import load_config
@@ -220,6 +220,28 @@ def test_class_weights_change_what_is_learned(synth_data, tmp_path, capsys):
     b = load_checkpoint(weighted.last_checkpoint)["model"]
     assert any(not torch.equal(a[k], b[k]) for k in a)
     assert all(torch.isfinite(v).all() for v in b.values() if v.is_floating_point())
+
+
+def test_water_consistency_joins_the_training_loss(synth_data, tmp_path, monkeypatch):
+    """train.water_consistency=L adds L x the consistency term to each step's loss; 0 leaves it out."""
+    import autoice.models.losses as losses
+
+    calls = []
+    real = losses.water_consistency
+
+    def spy(outputs, targets, *, sic_mode):
+        term = real(outputs, targets, sic_mode=sic_mode)
+        calls.append(float(term.detach()))
+        return term
+
+    monkeypatch.setattr(losses, "water_consistency", spy)
+    one = ("train.epochs=1", "train.batches_per_epoch=2")
+    train(_cfg(*one), synth_data / "train", tmp_path / "off", progress=False)
+    assert calls == []
+    r = train(_cfg(*one, "train.water_consistency=0.5"), synth_data / "train", tmp_path / "on", progress=False)
+    assert len(calls) == 2 and all(c >= 0 for c in calls) and max(calls) > 0
+    assert all(torch.isfinite(v).all() for v in load_checkpoint(r.last_checkpoint)["model"].values()
+               if v.is_floating_point())  # fmt: skip
 
 
 def test_cpu_bf16_comes_from_the_cpu_flags(tmp_path):

@@ -137,6 +137,10 @@ class TrainConfig:
     #: cross-entropy class weights for the class heads: ``none``, or ``inverse_sqrt`` (w_c ~ 1 / sqrt(share of
     #: class c in the training labels), scaled so the mean weight over training pixels is 1, capped at 10)
     class_weights: str = "none"
+    #: weight of a consistency loss that pulls the SIC head to 0 where the SOD and FLOE heads both say open
+    #: water (weight: the product of their water probabilities, not differentiated): the water rule as a
+    #: loss instead of an inference rule; 0 = off, as in the source kits
+    water_consistency: float = 0.0
     #: mixed precision where the hardware has it: CUDA (bf16 if supported, else fp16 + GradScaler) and CPUs
     #: with native bf16 (AVX512-BF16/AMX, about 2x faster); elsewhere fp32
     amp: bool = True
@@ -376,6 +380,7 @@ def validate_config(cfg: Config) -> None:
          "augment.scale", "must be [] or [min, max] with 0 < min <= max"),
         (0.0 <= cfg.augment.cutmix <= 1.0, "augment.cutmix", "must be a probability in [0, 1]"),
         (0.0 <= cfg.train.ema_decay < 1.0, "train.ema_decay", "must be in [0, 1) (0 = off)"),
+        (cfg.train.water_consistency >= 0.0, "train.water_consistency", "must be >= 0 (0 = off)"),
         (cfg.train.task_weighting in TASK_WEIGHTINGS, "train.task_weighting",
          f"must be one of {', '.join(TASK_WEIGHTINGS)}"),
         (cfg.train.dwa_temperature > 0, "train.dwa_temperature", "must be > 0"),

@@ -522,14 +522,16 @@ def _train_step(run: _Run, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tens
 
     Returns the weighted loss and the per-chart losses. The scheduler steps per batch.
     """
-    from autoice.models.losses import chart_losses, weighted_loss
+    from autoice.models.losses import chart_losses, water_consistency, weighted_loss
 
     cfg = run.cfg
     with torch.autocast(run.device.type, dtype=run.amp_dtype, enabled=run.use_amp):
         out = run.net(x.contiguous(memory_format=torch.channels_last))
-    losses = chart_losses({k: v.float() for k, v in out.items()}, y, sic_mode=cfg.model.sic_mode,
-                          weights=run.class_weights)  # fmt: skip
+    out = {k: v.float() for k, v in out.items()}
+    losses = chart_losses(out, y, sic_mode=cfg.model.sic_mode, weights=run.class_weights)
     loss = weighted_loss(losses, run.task_weights)
+    if cfg.train.water_consistency > 0:
+        loss = loss + cfg.train.water_consistency * water_consistency(out, y, sic_mode=cfg.model.sic_mode)
     if not torch.isfinite(loss):  # stop before a NaN step poisons the weights (and best.pt)
         parts = ", ".join(f"{c} {float(v.detach()):.4g}" for c, v in losses.items())
         raise AutoiceError(

@@ -387,7 +387,8 @@ def paired_margin(a: Sequence[metrics.ScoreAccumulator], b: Sequence[metrics.Sco
     return runs_margin([a], [b], n_boot)
 
 
-def runs_draws(arms: Sequence[Sequence[Sequence[metrics.ScoreAccumulator]]], n_boot: int) -> np.ndarray:
+def runs_draws(arms: Sequence[Sequence[Sequence[metrics.ScoreAccumulator]]], n_boot: int, *,
+               paired_runs: bool = False) -> np.ndarray:  # fmt: skip
     """Bootstrap draws of each arm's run-mean combined score: ``(n_boot, n_arms)``.
 
     ``arms[i][r]`` is run ``r`` of arm ``i`` (a model trained with one training seed), its scenes in one
@@ -395,28 +396,36 @@ def runs_draws(arms: Sequence[Sequence[Sequence[metrics.ScoreAccumulator]]], n_b
     each arm's runs with replacement: a U-Net's score moves with its training seed (about a point on
     20 held-out scenes at the demo's size) as much as with the test scenes, and an interval over
     scenes alone claims a difference that another seed does not repeat. With one run per arm this is
-    the plain paired scene bootstrap.
+    the plain paired scene bootstrap. ``paired_runs``: run ``r`` of every arm was trained with the same
+    seed (the same validation hold-out, so the same training scenes), and a draw takes the same runs
+    from each arm (arms of one run keep theirs).
     """
     n_scenes = len(arms[0][0])
     if any(len(run) != n_scenes for runs in arms for run in runs):
         raise ValueError("every run must be scored on the same scenes")
     scenes, runs_rng = np.random.default_rng(0), np.random.default_rng(1)
+    counts = {len(runs) for runs in arms if len(runs) > 1}
+    shared = paired_runs and len(counts) == 1
     out = np.empty((max(1, n_boot), len(arms)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", metrics.ScoreWarning)
         for k in range(out.shape[0]):
             idx = scenes.integers(0, n_scenes, size=n_scenes)
+            common = runs_rng.integers(0, max(counts), size=max(counts)) if shared else None
             for i, runs in enumerate(arms):
-                pick = runs_rng.integers(0, len(runs), size=len(runs)) if len(runs) > 1 else [0]
+                if len(runs) == 1:
+                    pick = [0]
+                else:
+                    pick = common if shared else runs_rng.integers(0, len(runs), size=len(runs))
                 out[k, i] = np.mean([metrics.pool([runs[r][j] for j in idx]).result().as_dict()["combined"]
                                      for r in pick])  # fmt: skip
     return out
 
 
 def runs_margin(a: Sequence[Sequence[metrics.ScoreAccumulator]], b: Sequence[Sequence[metrics.ScoreAccumulator]],
-                n_boot: int) -> tuple[float, float]:  # fmt: skip
+                n_boot: int, *, paired_runs: bool = False) -> tuple[float, float]:  # fmt: skip
     """95 % interval of the run-mean combined of ``a`` minus that of ``b`` (:func:`runs_draws`)."""
-    draws = runs_draws([a, b], n_boot)
+    draws = runs_draws([a, b], n_boot, paired_runs=paired_runs)
     lo, hi = np.percentile(draws[:, 0] - draws[:, 1], [2.5, 97.5])
     return float(lo), float(hi)
 

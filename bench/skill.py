@@ -3,7 +3,8 @@
     .venv/bin/python bench/skill.py                      # 4 train seeds x 30 scenes, 4 test seeds x 10, 6 min each
     .venv/bin/python bench/skill.py --quick              # smoke test: tiny scenes, 1-epoch U-Nets, a few minutes
     .venv/bin/python bench/skill.py [--presets baseline mmseaice demo autoice] [--minutes 6 | --budget epochs]
-        [--repeats 1] [--set PRESET:KEY=VALUE ...] [--size auto|cpu|full] [--train-seeds 3000 3001 3002 3003]
+        [--repeats 1] [--piece KEY=VALUE ... [--piece-preset demo]] [--set PRESET:KEY=VALUE ...]
+        [--size auto|cpu|full] [--train-seeds 3000 3001 3002 3003]
         [--test-seeds 5000 5001 5002 5003] [--train-per-seed 30] [--test-per-seed 10] [--height 600] [--width 640]
         [--workdir bench_out/skill] [--workers 2] [--max-train-pixels 300000] [--test-stride 2]
         [--boost-iter 200] [--n-boot 200] [--overwrite] [--json FILE]
@@ -41,6 +42,13 @@ bootstrap does not see it. With N > 1 a U-Net row gives the mean over its runs, 
 scores, and an interval that resamples runs as well as scenes; margins likewise (realism's
 ``runs_draws``). Two presets whose resolved configs are equal (``autoice`` and ``demo`` CPU-sized)
 are trained once.
+
+Pieces. ``--piece KEY=VALUE`` (repeatable) adds one U-Net: ``--piece-preset`` (default demo, trained
+too if not among --presets) with those overrides, sized and budgeted like it, trained with the same
+seeds, and the margin piece - preset (goal: interval above zero). This is how a recipe piece is put to
+the test: ``bench/skill.py --presets demo --repeats 3 --budget epochs --piece train.water_consistency=1``.
+Every margin between two U-Nets trained with the same N > 1 seeds also gets a second interval with the
+runs paired by seed (run k of each shares its validation hold-out, so its training scenes).
 
 Prints one markdown table (SIC R², SOD F1, FLOE F1, combined with a scene-bootstrap 95 % interval,
 training seconds), a training table (epochs, patches/s, minutes per epoch, budget used), and paired
@@ -101,6 +109,10 @@ SIZE_KEYS = ("data.downscale", "data.patch_size", "train.epochs", "train.batches
 #: Paired margins: (a, b, goal of issue 9). "best per-pixel" is resolved after the baselines ran.
 MARGINS = (("demo", "best per-pixel", "margin >= 5"), ("mmseaice", "baseline", "margin > 0"),
            ("autoice", "mmseaice", "interval above 0"))  # fmt: skip
+
+
+#: The key of the --piece arm among the U-Nets.
+PIECE = "piece"
 
 
 # ----------------------------------------------------------------------------- settings
@@ -172,6 +184,19 @@ def read_pixels(args: argparse.Namespace, train_sets: list[SeedSet], test_sets: 
     return train_px, test_px
 
 
+def train_runs(args: argparse.Namespace, sets: list[SeedSet], preset: str, over: list[str], stem: str,
+               timings: dict[str, float]) -> dict[str, Any]:  # fmt: skip
+    """Train ``preset`` with ``over`` ``--repeats`` times (``train.seed`` 0..N-1 last), score each: one row."""
+    runs = []
+    for k in range(args.repeats):
+        t0 = time.perf_counter()
+        seed = [f"train.seed={k}"] if args.repeats > 1 else []
+        work = args.workdir / (f"{stem}_{args.height}x{args.width}" + (f"_seed{k}" if k else ""))
+        runs.append(run_unet(args, sets, over + seed, preset=preset, work=work))
+        timings[f"unet {stem}" + (f" seed {k}" if args.repeats > 1 else "")] = time.perf_counter() - t0
+    return mean_of_runs(runs, args.n_boot)
+
+
 # ----------------------------------------------------------------------------- output
 def _ci(r: dict[str, Any]) -> str:
     lo, hi = r["combined_ci"]
@@ -205,7 +230,8 @@ def training_table(unets: dict[str, dict[str, Any]]) -> str:
     body = []
     for preset, r in unets.items():
         t = r["training"]
-        body.append([f"`{preset}`" + (" (CPU-sized)" if r["sized"] else ""), t["epochs"], f"{t['patches_per_s']:.1f}",
+        name = f"`{r.get('label', preset)}`" + (" (CPU-sized)" if r["sized"] else "")
+        body.append([name, t["epochs"], f"{t['patches_per_s']:.1f}",
                      f"{t['min_per_epoch']:.2f}", f"{t['minutes']:.1f}", f"{r['best_val']:.2f}"])  # fmt: skip
     return md_table(["preset", "epochs", "patches/s", "min/epoch", "min trained", "best val combined"], body)
 
@@ -243,6 +269,9 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=6.0, help="wall-clock training budget per preset, default 6")
     ap.add_argument("--repeats", type=int, default=1,
                     help="train each U-Net N times (train.seed 0..N-1); rows and margins average the runs")  # fmt: skip
+    ap.add_argument("--piece", action="append", default=[], metavar="KEY=VALUE",
+                    help="one more U-Net: --piece-preset with these overrides (repeatable), same seeds")  # fmt: skip
+    ap.add_argument("--piece-preset", default="demo", help="the preset a --piece is measured against, default demo")
     ap.add_argument("--size", choices=("auto", "cpu", "full"), default="auto",
                     help="auto: CPU-sized without a GPU (and with --quick), full-size with one")  # fmt: skip
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="PRESET:KEY=VALUE",
@@ -272,6 +301,10 @@ def main() -> None:
             presets.append(p)
         else:
             log(f"preset {p!r} is not shipped (known: {', '.join(known)}); skipped")
+    if args.piece and args.piece_preset not in presets:
+        if args.piece_preset not in known:
+            raise SystemExit(f"--piece-preset {args.piece_preset!r} is not a shipped preset ({', '.join(known)})")
+        presets.append(args.piece_preset)  # the piece is measured against it
     user = parse_sets(args.sets, presets)
     t_start = time.perf_counter()
     timings: dict[str, float] = {}
@@ -301,15 +334,15 @@ def main() -> None:
             continue
         trained[key] = preset
         log(f"unet {preset}: {' '.join(over) or 'as shipped'}")
-        runs = []
-        for k in range(args.repeats):
-            t0 = time.perf_counter()
-            seed = [f"train.seed={k}"] if args.repeats > 1 else []
-            work = args.workdir / (f"{preset}_{args.height}x{args.width}" + (f"_seed{k}" if k else ""))
-            runs.append(run_unet(args, train_sets + test_sets, over + seed, preset=preset, work=work))
-            timings[f"unet {preset}" + (f" seed {k}" if args.repeats > 1 else "")] = time.perf_counter() - t0
-        r = mean_of_runs(runs, args.n_boot)
+        r = train_runs(args, train_sets + test_sets, preset, over, preset, timings)
         unets[preset] = {**r, "sized": sized and preset in CPU_SIZED, "training": training_summary(r["_history"])}
+    if args.piece:  # the piece on top of its preset, trained with the same seeds
+        pp = args.piece_preset
+        over = overrides_for(pp, args, sized, user.get(pp, [])) + list(args.piece)
+        log(f"unet {pp} + piece: {' '.join(over)}")
+        r = train_runs(args, train_sets + test_sets, pp, over, "piece", timings)
+        unets[PIECE] = {**r, "sized": sized and pp in CPU_SIZED, "training": training_summary(r["_history"]),
+                        "label": f"{pp} + {', '.join(args.piece)}"}  # fmt: skip
 
     rows: dict[str, dict[str, Any]] = {}
     for name, r in baselines.items():
@@ -317,19 +350,27 @@ def main() -> None:
         rows[label] = {**r, "train_seconds": r["seconds"]}
     for preset, r in unets.items():
         same = f" = `{r['same_as']}`" if "same_as" in r else ""
-        rows[f"U-Net `{preset}`" + (" (CPU-sized)" if r["sized"] else "") + same] = r
+        name = f"`{r['label']}`" if "label" in r else f"`{preset}`"
+        rows[f"U-Net {name}" + (" (CPU-sized)" if r["sized"] else "") + same] = r
 
     margins: list[dict[str, Any]] = []
-    for a, b, goal in MARGINS:
+    wanted = list(MARGINS) + ([(PIECE, args.piece_preset, "interval above 0")] if args.piece else [])
+    for a, b, goal in wanted:
         rb = baselines[best] if b == "best per-pixel" else unets.get(b)
         ra = unets.get(a)
         if ra is None or rb is None:
             continue
-        lo, hi = runs_margin(ra.get("_runs", [ra["_scenes"]]), rb.get("_runs", [rb["_scenes"]]), args.n_boot)
+        runs_a, runs_b = ra.get("_runs", [ra["_scenes"]]), rb.get("_runs", [rb["_scenes"]])
+        lo, hi = runs_margin(runs_a, runs_b, args.n_boot)
+        paired = None  # runs of one seed share their validation hold-out: pairing them is the sharper test
+        if len(runs_a) > 1 and len(runs_a) == len(runs_b):
+            paired = list(runs_margin(runs_a, runs_b, args.n_boot, paired_runs=True))
         m = ra["combined"] - rb["combined"]
         met = m >= 5 if goal == "margin >= 5" else (m > 0 if goal == "margin > 0" else lo > 0)
-        margins.append({"a": a, "b": best if b == "best per-pixel" else b, "label": f"{a} - {b}", "margin": m,
-                        "ci": [lo, hi], "goal": goal, "met": bool(met)})  # fmt: skip
+        name_a = ra.get("label", a)
+        margins.append({"a": name_a, "b": best if b == "best per-pixel" else b, "label": f"{name_a} - {b}",
+                        "margin": m, "ci": [lo, hi], "ci_paired_runs": paired, "goal": goal,
+                        "met": bool(met)})  # fmt: skip
 
     n_train = sum(len(s.train) for s in train_sets)
     n_test = sum(len(s.test) for s in test_sets)
@@ -358,9 +399,13 @@ def main() -> None:
     if margins:
         runs = ", training runs resampled too" if args.repeats > 1 else ""
         print(f"\nPaired scene-bootstrap margins of combined{runs} (issue 9's goals):\n")
-        print(md_table(["margin", "combined", "95 % interval", "goal", "met"],
+        def _paired(m: dict[str, Any]) -> str:
+            c = m["ci_paired_runs"]
+            return "" if c is None else f"[{c[0]:+.1f}, {c[1]:+.1f}]"
+
+        print(md_table(["margin", "combined", "95 % interval", "runs paired by seed", "goal", "met"],
                        [[f"{m['a']} - {m['b']}", f"{m['margin']:+.2f}", f"[{m['ci'][0]:+.1f}, {m['ci'][1]:+.1f}]",
-                         m["goal"], "yes" if m["met"] else "NO"] for m in margins]))  # fmt: skip
+                         _paired(m), m["goal"], "yes" if m["met"] else "NO"] for m in margins]))  # fmt: skip
     curves = args.workdir / "skill_curves.png"
     if plot_curves(unets, curves):
         print(f"\nvalidation curves: {curves}")

@@ -58,3 +58,14 @@ def test_runs_that_disagree_widen_the_interval():
     assert lo <= combined(bad) and hi >= combined(good) - 1.0
     with pytest.raises(ValueError, match="same scenes"):
         runs_draws([[good, bad[:-1]]], 10)
+
+
+def test_runs_of_one_seed_can_be_paired():
+    """Runs trained with the same seed share their training scenes: pairing them removes the seed's share."""
+    errors = [0.1, 0.2, 0.15, 0.3, 0.25, 0.1]
+    a = [scenes(errors), scenes([e + 0.1 for e in errors])]  # seed 0 drew well, seed 1 badly, for both models
+    b = [scenes([e + 0.02 for e in errors]), scenes([e + 0.12 for e in errors])]
+    lo, hi = runs_margin(a, b, 100)
+    assert lo < 0 < hi  # unpaired: the seeds' spread hides the small, steady difference
+    lo, hi = runs_margin(a, b, 100, paired_runs=True)
+    assert 0 < lo < hi

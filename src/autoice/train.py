@@ -206,6 +206,8 @@ def _train(cfg: Config, data: Any, work: Path, *, val_data: Any, cache_dir: Any,
     finally:
         if d.main:
             run.tracker.end(status)
+        if status == "FINISHED":  # leave together: a rank that tore its gloo group down while rank 0 was
+            barrier(d)  # still logging the model sometimes aborted at exit ("terminate called without ...")
         shutdown(d)
     best = run.best_path if run.best_path.exists() else None
     url = run.tracker.run_url() if isinstance(run.tracker, Tracker) else None

@@ -392,7 +392,7 @@ def main() -> None:
           + ".\n")  # fmt: skip
     print(skill_table(rows))
     if unets:
-        first = " of the first run (train.seed 0)" if args.repeats > 1 else ""
+        first = " of the first run (train.seed 0; best val: the mean of the runs)" if args.repeats > 1 else ""
         print(f"\nTraining{first} (patches/s: median over epochs; min/epoch includes validation):\n")
         print(training_table(unets))
     print(f"\nbest per-pixel model: {best} (combined {baselines[best]['combined']:.2f})")

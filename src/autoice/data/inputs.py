@@ -96,11 +96,11 @@ def _full_size(ds: xr.Dataset) -> tuple[int, int]:
     return ds.sizes[schema.FULL_DIMS[0]], ds.sizes[schema.FULL_DIMS[1]]
 
 
-def _block_moments(x: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Count, sum and sum of squares of the finite pixels of each ``d x d`` block (partial blocks count)."""
+def _block_moments(x: np.ndarray, d: int, *, squares: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Count, sum and sum of squares (zeros unless ``squares``) of the finite pixels of each ``d x d`` block."""
     h, w = -(-x.shape[0] // d), -(-x.shape[1] // d)
     total = np.zeros((h, w), np.float64)
-    squares = np.zeros((h, w), np.float64)
+    sq = np.zeros((h, w), np.float64)
     count = np.zeros((h, w), np.int32)
     for i in range(d):  # one offset at a time: no padded copy of a full-size scene
         for j in range(d):
@@ -108,14 +108,15 @@ def _block_moments(x: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray, np.nd
             ok = np.isfinite(part)
             value = np.where(ok, part, 0.0).astype(np.float64, copy=False)  # squares of float32 lose digits
             total[: part.shape[0], : part.shape[1]] += value
-            squares[: part.shape[0], : part.shape[1]] += value * value
+            if squares:
+                sq[: part.shape[0], : part.shape[1]] += value * value
             count[: part.shape[0], : part.shape[1]] += ok
-    return count, total, squares
+    return count, total, sq
 
 
 def block_mean(x: np.ndarray, d: int) -> np.ndarray:
     """Mean of each ``d x d`` block over its finite pixels (NaN where a block has none); partial blocks count."""
-    count, total, _ = _block_moments(x, d)
+    count, total, _ = _block_moments(x, d, squares=False)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, total / np.maximum(count, 1), np.nan).astype(np.float32)
 

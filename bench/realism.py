@@ -20,7 +20,11 @@ markdown tables are printed:
     training pixels and scored with the official metric on the held-out test scenes, with a
     scene-bootstrap 95 % interval of the combined score. On real data per-pixel models are weak
     (the organisers' U-Net reached 64-75); a synthetic set on which a tree on one AMSR2 channel
-    scores like a U-Net is too easy.
+    scores like a U-Net is too easy. Two rows are not per-pixel: boosting with 4-12 km neighbourhood
+    statistics (a cheap spatial model), and an oracle that averages the per-pixel boosting's predictions
+    over the true chart polygons (read from the raw scenes): the room for context, i.e. the most that
+    averaging per-pixel evidence over the right area can add. A spatial model beats it only by reading
+    patterns that no single pixel shows.
 
 --unet also trains the ``demo`` preset U-Net on all training scenes (linked into WORKDIR/unet_train/),
 predicts each seed's test scenes and adds its official score to table (c). --json writes every figure.
@@ -78,6 +82,7 @@ class SeedSet:
     train: list[Path]
     test: list[Path]
     reference: list[Path]
+    raw_test: list[Path] = field(default_factory=list)  #: the test scenes' raw files (chart polygons)
 
 
 @dataclass
@@ -111,6 +116,7 @@ class ScenePixels:
     x: np.ndarray  #: (n, len(FEATURES)) float32
     y: np.ndarray  #: (n, 3) uint8 in schema.CHARTS order
     use: np.ndarray  #: (n, 3) bool: row sampled for that chart's training set (train scenes)
+    polygon: np.ndarray | None = None  #: (n,) chart polygon id of each row (test scenes with their raw file)
 
 
 def synthesize_all(args: argparse.Namespace) -> list[SeedSet]:
@@ -127,7 +133,8 @@ def synthesize_all(args: argparse.Namespace) -> list[SeedSet]:
                                progress=False)  # fmt: skip
         n = args.train_per_seed + args.test_per_seed
         log(f"synth seed {seed}: {n - res.skipped} new, {res.skipped} reused ({time.perf_counter() - t0:.1f} s)")
-        out.append(SeedSet(seed, root, list(res.train), list(res.test), list(res.reference)))
+        raw_test = list(res.raw[len(res.train) :])  # raw files are in scene order: training scenes first
+        out.append(SeedSet(seed, root, list(res.train), list(res.test), list(res.reference), raw_test))
     return out
 
 
@@ -167,13 +174,33 @@ def features_at(full: dict[str, np.ndarray], coarse: dict[str, np.ndarray], flat
     return x
 
 
+def polygons_of(raw: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The chart polygon id of every 80 m pixel, from the raw scene's 40 m ``polygon_icechart``.
+
+    Each 80 m pixel takes the largest id of its 2 x 2 block (ids only need to be constant inside a
+    polygon; no data becomes -1). None when the raw grid does not halve to ``shape``.
+    """
+    import netCDF4
+
+    with netCDF4.Dataset(raw) as nc:
+        nc.set_auto_maskandscale(False)
+        pid = np.asarray(nc.variables[schema.POLYGON_ICECHART][:], dtype=np.float64)
+    pid = np.where(np.isfinite(pid), pid, -1).astype(np.int64)
+    h, w = pid.shape[0] // 2, pid.shape[1] // 2
+    if (h, w) != shape:
+        return None
+    return pid[: 2 * h, : 2 * w].reshape(h, 2, w, 2).max(axis=(1, 3))
+
+
 def read_scene(path: Path, reference: Path | None, *, moments: Moments, rng: np.random.Generator | None,
-               quota: int, stride: int) -> tuple[realstats.RealScene, ScenePixels, int]:  # fmt: skip
+               quota: int, stride: int, raw: Path | None = None
+               ) -> tuple[realstats.RealScene, ScenePixels, int]:  # fmt: skip
     """Read one scene: pool its input moments, summarise its charts, keep sampled pixels.
 
     Training scenes (``rng`` given) keep up to ``quota`` random valid pixels per chart; test scenes
-    keep every ``stride``-th row and column where any chart is valid. Returns the summary, the pixels
-    and the number of chart-valid SIC pixels that have no SAR data.
+    keep every ``stride``-th row and column where any chart is valid, and with their ``raw`` file the
+    chart polygon of each kept pixel. Returns the summary, the pixels and the number of chart-valid
+    SIC pixels that have no SAR data.
     """
     import netCDF4
 
@@ -226,7 +253,9 @@ def read_scene(path: Path, reference: Path | None, *, moments: Moments, rng: np.
         grid = (np.arange(0, height, stride)[:, None] * width + np.arange(0, width, stride)[None, :]).ravel()
         flat = grid[(labels[grid] != schema.CHART_FILL).any(axis=1)]
         use = np.zeros((flat.size, len(schema.CHARTS)), dtype=bool)
-    pixels = ScenePixels(features_at(full, coarse, flat, width), labels[flat], use)
+    polygon = polygons_of(raw, (height, width)) if raw is not None else None
+    pixels = ScenePixels(features_at(full, coarse, flat, width), labels[flat], use,
+                         None if polygon is None else polygon.ravel()[flat])  # fmt: skip
     return summary, pixels, unsupported
 
 
@@ -251,6 +280,10 @@ def _guarded(make: Callable[[], Any], fallback: Callable[[], Any]) -> Callable[[
 
 #: Not a per-pixel model: the same boosting with neighbourhood statistics, to show what context is worth.
 CONTEXT_MODEL = "spatial: gradient boosting + 4-12 km context"
+#: Not a model at all: the per-pixel boosting's predictions averaged over the true chart polygons.
+POLYGON_ORACLE = "oracle: per-pixel boosting averaged over the true chart polygons"
+#: The per-pixel model the oracle averages.
+ORACLE_OF = "gradient boosting (24 inputs + 5x5 HH/HV mean, std)"
 
 
 def model_specs(boost_iter: int, quick: bool) -> list[tuple[str, tuple[str, ...], dict[str, Callable]]]:
@@ -280,7 +313,7 @@ def model_specs(boost_iter: int, quick: bool) -> list[tuple[str, tuple[str, ...]
         ("linear (20 coarse inputs)", coarse,
          per_chart(LinearRegression,
                    lambda: make_pipeline(StandardScaler(), LogisticRegression(max_iter=100 if quick else 300)))),
-        ("gradient boosting (24 inputs + 5x5 HH/HV mean, std)", PER_PIXEL,
+        (ORACLE_OF, PER_PIXEL,
          per_chart(lambda: HistGradientBoostingRegressor(**hgb), lambda: HistGradientBoostingClassifier(**hgb))),
         ("tree on btemp_36_5h", ("btemp_36_5h",), per_chart(tree(DecisionTreeRegressor), tree(DecisionTreeClassifier))),
         ("tree on t2m + skt", ("t2m", "skt"), per_chart(tree(DecisionTreeRegressor), tree(DecisionTreeClassifier))),
@@ -294,6 +327,22 @@ def as_classes(chart: str, pred: np.ndarray) -> np.ndarray:
     if chart == "SIC":
         return np.clip(np.rint(pred), 0, schema.N_CLASSES["SIC"] - 1).astype(np.uint8)
     return np.asarray(pred).astype(np.uint8)
+
+
+def polygon_average(chart: str, pred: np.ndarray, polygon: np.ndarray) -> np.ndarray:
+    """Classes after giving every pixel its chart polygon's mean prediction (SIC) or most frequent class.
+
+    What a model that knew the analyst's polygons, and nothing else beyond the per-pixel evidence, would
+    predict: the most that averaging over the right area could add to a per-pixel model.
+    """
+    _, inverse = np.unique(polygon, return_inverse=True)
+    if chart == "SIC":
+        sums = np.bincount(inverse, weights=np.asarray(pred, np.float64))
+        return as_classes(chart, (sums / np.bincount(inverse))[inverse])
+    cls = as_classes(chart, pred).astype(np.int64)
+    counts = np.zeros((inverse.max() + 1, schema.N_CLASSES[chart]), np.int64)
+    np.add.at(counts, (inverse, cls), 1)
+    return counts.argmax(axis=1).astype(np.uint8)[inverse]
 
 
 def score(accs: Sequence[metrics.ScoreAccumulator], n_boot: int) -> dict[str, Any]:
@@ -313,22 +362,30 @@ def run_baselines(train: list[ScenePixels], test: list[ScenePixels], boost_iter:
     use = np.concatenate([p.use for p in train])
     x_test = np.concatenate([p.x for p in test])
     bounds = np.cumsum([0] + [p.x.shape[0] for p in test])
+    with_polygons = bool(test) and all(p.polygon is not None for p in test)
     out = {}
     for name, cols, fits in model_specs(boost_iter, quick):
         t0 = time.perf_counter()
         idx = [FEATURES.index(c) for c in cols]
         accs = [metrics.ScoreAccumulator() for _ in test]
+        oracle = [metrics.ScoreAccumulator() for _ in test] if name == ORACLE_OF and with_polygons else None
         for j, chart in enumerate(schema.CHARTS):
             rows = use[:, j]
             if not rows.any():
-                pred = np.zeros(x_test.shape[0], dtype=np.uint8)
+                raw = np.zeros(x_test.shape[0], dtype=np.float64)
             else:
                 model = fits[chart](x_train[rows][:, idx], y_train[rows, j])
-                pred = as_classes(chart, model.predict(x_test[:, idx]))
+                raw = model.predict(x_test[:, idx])
+            pred = as_classes(chart, raw)
             for k, acc in enumerate(accs):
                 acc.update(chart, test[k].y[:, j], pred[bounds[k] : bounds[k + 1]])
+                if oracle is not None:
+                    mean = polygon_average(chart, raw[bounds[k] : bounds[k + 1]], test[k].polygon)  # type: ignore[arg-type]
+                    oracle[k].update(chart, test[k].y[:, j], mean)
         out[name] = {**score(accs, n_boot), "seconds": round(time.perf_counter() - t0, 1), "_scenes": accs}
         log(f"{name}: combined {out[name]['combined']:.2f} ({out[name]['seconds']:.0f} s)")
+        if oracle is not None:
+            out[POLYGON_ORACLE] = {**score(oracle, n_boot), "seconds": 0.0, "_scenes": oracle}
     return out
 
 
@@ -590,8 +647,9 @@ def main() -> None:
             summaries.append(summ)
             train_px.append(px)
             unsupported += u
-        for f, ref in zip(s.test, s.reference, strict=True):
-            summ, px, u = read_scene(f, ref, moments=moments, rng=None, quota=0, stride=args.test_stride)
+        raws = s.raw_test if len(s.raw_test) == len(s.test) else [None] * len(s.test)
+        for f, ref, raw in zip(s.test, s.reference, raws, strict=True):
+            summ, px, u = read_scene(f, ref, moments=moments, rng=None, quota=0, stride=args.test_stride, raw=raw)
             summaries.append(summ)
             test_px.append(px)
             unsupported += u
@@ -630,7 +688,7 @@ def main() -> None:
     results = run_baselines(train_px, test_px, args.boost_iter, args.n_boot, args.quick)
     timings["baselines"] = time.perf_counter() - t0
     del train_px
-    best = max((k for k in results if k != CONTEXT_MODEL), key=lambda k: results[k]["combined"])
+    best = max((k for k in results if k not in (CONTEXT_MODEL, POLYGON_ORACLE)), key=lambda k: results[k]["combined"])
     margin_ci = None
     unet = None
     if args.unet:
@@ -658,6 +716,13 @@ def main() -> None:
         lo, hi = paired_margin(ctx["_scenes"], b["_scenes"], args.n_boot)
         print(f"{CONTEXT_MODEL}: combined {ctx['combined']:.2f}, margin over the best per-pixel model "
               f"{ctx['combined'] - b['combined']:+.2f}, paired scene-bootstrap 95 % interval [{lo:+.1f}, {hi:+.1f}]")
+    if POLYGON_ORACLE in results:
+        orc = results[POLYGON_ORACLE]
+        lo, hi = paired_margin(orc["_scenes"], b["_scenes"], args.n_boot)
+        print(f"room for context: {POLYGON_ORACLE} scores {orc['combined']:.2f}, "
+              f"{orc['combined'] - b['combined']:+.2f} over the best per-pixel model [{lo:+.1f}, {hi:+.1f}] "
+              "(the most that averaging its evidence over the right area adds; a spatial model can do better only "
+              "by reading patterns that no pixel shows)")  # fmt: skip
     if unet is not None:
         print(f"U-Net (demo preset) combined {unet['combined']:.2f}: margin over the best per-pixel model "
               f"{unet['combined'] - b['combined']:+.2f}, paired scene-bootstrap 95 % interval "

@@ -11,7 +11,16 @@ import pytest
 from autoice import metrics, schema
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from realism import paired_margin, runs_draws, runs_interval, runs_margin  # noqa: E402
+from realism import (  # noqa: E402
+    Moments,
+    paired_margin,
+    polygon_average,
+    polygons_of,
+    read_scene,
+    runs_draws,
+    runs_interval,
+    runs_margin,
+)
 
 
 def scenes(errors: list[float]) -> list[metrics.ScoreAccumulator]:
@@ -69,3 +78,54 @@ def test_runs_of_one_seed_can_be_paired():
     assert lo < 0 < hi  # unpaired: the seeds' spread hides the small, steady difference
     lo, hi = runs_margin(a, b, 100, paired_runs=True)
     assert 0 < lo < hi
+
+
+def test_polygon_average_gives_each_polygon_its_mean_or_most_frequent_class():
+    polygon = np.array([4, 4, 4, 9, 9, 2])
+    sic = polygon_average("SIC", np.array([1.0, 2.0, 6.0, 8.2, 9.6, 0.4]), polygon)
+    assert sic.tolist() == [3, 3, 3, 9, 9, 0]  # means 3.0, 8.9, 0.4, then rounded
+    sod = polygon_average("SOD", np.array([1, 1, 4, 5, 2, 5]), polygon)
+    assert sod.tolist() == [1, 1, 1, 2, 2, 5]  # a tie goes to the lower class, as argmax does
+
+
+def _purity(polygon: np.ndarray, labels: np.ndarray) -> float:
+    """Share of valid pixels that carry their polygon's most frequent label."""
+    agree = total = 0
+    for q in np.unique(polygon):
+        v = labels[(polygon == q) & (labels != schema.CHART_FILL)]
+        if v.size:
+            agree += np.bincount(v).max()
+            total += v.size
+    return agree / total
+
+
+def test_test_pixels_carry_the_chart_polygon_of_their_raw_scene(tmp_path):
+    """The oracle's polygons come from the raw file: a polygon holds one label per chart.
+
+    Only pixels on a polygon's edge may differ (an 80 m pixel takes the largest id and, separately, the
+    largest label of its four 40 m pixels).
+    """
+    from autoice import synth
+
+    res = synth.synthesize(tmp_path, n_train=0, n_test=1, height=96, width=128, seed=11, progress=False)
+    _, px, _ = read_scene(res.test[0], res.reference[0], moments=Moments(), rng=None, quota=0, stride=1,
+                          raw=res.raw[0])  # fmt: skip
+    assert px.polygon is not None and px.polygon.shape == (px.y.shape[0],)
+    assert np.unique(px.polygon).size > 3
+    for j in range(len(schema.CHARTS)):
+        assert _purity(px.polygon, px.y[:, j]) > 0.95, schema.CHARTS[j]
+    # not vacuous: polygons shifted by 8 pixels hold mixed labels
+    whole = polygons_of(res.raw[0], (96, 128))
+    assert whole is not None and polygons_of(res.raw[0], (96, 127)) is None
+    labels = _read_sic(res.reference[0]).ravel()
+    shifted = np.roll(whole, 8, axis=1).ravel()
+    assert _purity(whole.ravel(), labels) > 0.95
+    assert _purity(shifted, labels) < 0.85
+
+
+def _read_sic(path: Path) -> np.ndarray:
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        nc.set_auto_maskandscale(False)
+        return np.asarray(nc.variables["SIC"][:])

@@ -173,12 +173,35 @@ def test_prediction_is_drawn_beside_reference_with_error_maps(files, upload, tmp
     assert set(ERROR_LABELS) <= set(labels)
     assert set(schema.CLASS_NAMES["SOD"]) <= set(labels) and set(schema.CLASS_NAMES["FLOE"]) <= set(labels)
     titles = [ax.get_title() for ax in fig.axes]
-    assert "SOD reference" in titles and "SOD prediction" in titles
+    assert "SOD reference" in titles and "SOD prediction (land, no SAR data: grey)" in titles
     assert any(t.startswith("SOD error (") and "% correct" in t for t in titles)
     fig.clf()
     plain = plots.show_scene(test, tmp_path / "plain.png")
     both = plots.show_scene(test, tmp_path / "pred.png", prediction=sub)
     assert _png_size(both)[1] > 1.8 * _png_size(plain)[1]  # one row per chart instead of one in all
+
+
+def test_prediction_panels_grey_out_land_and_no_sar_data(files, upload):
+    """Predictions on land or outside the swath are not shown as ice: the reference masks them there."""
+    sub, _ = upload
+    view = plots.load_scene_view(files["test"][0])
+    pred = plots.read_prediction_view(sub, view)
+    hide = plots.not_sea(view)
+    assert hide is not None and view.land is not None
+    assert hide.any() and not hide.all()  # swath edges have no SAR data
+    pred["SIC"] = np.full_like(pred["SIC"], 9)  # ice everywhere, edges included
+    fig = plots.scene_figure(view, pred)
+    panel = next(ax for ax in fig.axes if ax.get_title().startswith("SIC prediction"))
+    shown = np.asarray(panel.images[0].get_array())
+    grey = plots.chart_rgb(np.array([[schema.CHART_FILL]], np.uint8), "SIC")[0, 0]
+    np.testing.assert_allclose(shown[hide], np.broadcast_to(grey, shown[hide].shape))
+    np.testing.assert_allclose(shown[~hide], np.broadcast_to(plots.chart_rgb(np.array([[9]], np.uint8), "SIC")[0, 0],
+                                                             shown[~hide].shape))  # fmt: skip
+    # the distance map's zone 0 counts as land
+    view.land = np.zeros(view.display_shape, bool)
+    view.land[:3, :3] = True
+    assert plots.not_sea(view)[:3, :3].all()
+    fig.clf()
 
 
 def test_prediction_of_a_test_scene_without_reference(files, upload, tmp_path):

@@ -5,7 +5,8 @@ concentration from green (1-3/10) through yellow (4-6/10) and orange (7-8/10) to
 (9-10/10), with lighter and darker shades telling the single classes apart; stage of
 development from lavender new ice and purple young ice through green first-year ice to
 brown old ice. Masked pixels (255) and SAR no-data are drawn in one neutral grey that every
-legend names "no data".
+legend names "no data"; so are predictions on land (distance map zone 0) and where the SAR has no
+data, which the reference masks and the score ignores.
 
 Scenes of 5000 x 5200 pixels are reduced before plotting (SAR by block means, charts by the
 block-centre pixel, AMSR2 by nearest upsampling) so that a figure takes seconds. Matplotlib is
@@ -224,6 +225,7 @@ class SceneView:
     amsr2: np.ndarray | None = None  #: one AMSR2 channel (K) on the display grid
     amsr2_name: str = DEFAULT_AMSR2
     charts: dict[str, np.ndarray] | None = None  #: reference charts on the display grid
+    land: np.ndarray | None = None  #: True where the distance map says land (zone 0), display grid
     attrs: dict[str, Any] = field(default_factory=dict)  #: global attributes of the scene
 
     @property
@@ -285,12 +287,26 @@ def load_scene_view(
             is_inputs = schema.SAR_VARIABLES[0] in ds.variables
             if is_inputs and view.hh is None:
                 view.hh, view.hv = (_reduced_input(ds, v, view.step) for v in schema.SAR_VARIABLES)
+                if schema.DISTANCE_VARIABLE in ds.variables:  # zone 0 is land; a block is land when most of it is
+                    view.land = _reduced_input(ds, schema.DISTANCE_VARIABLE, view.step) < 0.5
                 view.amsr2 = upsample_coarse(unscale(read_variable(ds, amsr2_channel), amsr2_channel), shape,
                                              view.step)  # fmt: skip
                 view.attrs = {**dict(ds.attrs), **view.attrs}
             if has_charts(ds) and view.charts is None:
                 view.charts = {c: block_sample(read_variable(ds, c), view.step) for c in schema.CHARTS}
     return view  # type: ignore[return-value]  # the loop runs at least once
+
+
+def not_sea(view: SceneView) -> np.ndarray | None:
+    """Display pixels a chart prediction means nothing on: land (distance map) or no SAR data; None if unknown.
+
+    The model predicts every pixel of the array, land and swath edges too; the reference masks them and
+    the score ignores them, so pictures grey them out rather than show ice on land.
+    """
+    if view.hh is None:
+        return None
+    out = ~np.isfinite(view.hh)
+    return out if view.land is None else out | view.land
 
 
 def read_prediction_view(
@@ -501,9 +517,14 @@ def scene_figure(
         for i, chart in enumerate(schema.CHARTS):
             ref = None if view.charts is None else view.charts[chart]
             pred = prediction.get(chart)
+            hide = not_sea(view)
+            sea = pred  # the error map compares the prediction as scored, wherever the reference is valid
+            if pred is not None and hide is not None and hide.shape == pred.shape:
+                sea = np.where(hide, np.uint8(schema.CHART_FILL), pred)
             _draw_chart(axes[row + i, 0], ref, chart, f"{chart} reference", legend=ref is not None or pred is None,
                         missing="no reference chart", shape=view.display_shape)  # fmt: skip
-            _draw_chart(axes[row + i, 1], pred, chart, f"{chart} prediction", legend=ref is None and pred is not None,
+            shown = f"{chart} prediction" + ("" if hide is None else " (land, no SAR data: grey)")
+            _draw_chart(axes[row + i, 1], sea, chart, shown, legend=ref is None and pred is not None,
                         missing="chart missing in the prediction", shape=view.display_shape)  # fmt: skip
             _draw_error(fig, axes[row + i, 2], ref, pred, chart, view.display_shape)
     elif not has_inputs:

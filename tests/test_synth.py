@@ -527,6 +527,40 @@ def test_floes_grow_away_from_the_ice_edge(truth_scenes):
     assert len(near) >= 2 and np.mean(far) > np.mean(near), (near, far)
 
 
+def _stage_rank_correlation(scene) -> float:
+    """Spearman correlation of a scene's chart polygons' stage with their mean distance from open water."""
+    from scipy import ndimage, stats
+
+    sod, sic = scene.labels["SOD"], scene.labels["SIC"]
+    pid = np.nan_to_num(scene.dataset[schema.POLYGON_ICECHART].values, nan=0).astype(np.int64)
+    dist = ndimage.distance_transform_edt(sic != 0)
+    d, c = [], []
+    for q in np.unique(pid[(sod >= 1) & (sod <= 5)]):
+        m = pid == q
+        d.append(dist[m].mean())
+        c.append(np.bincount(sod[m][sod[m] <= 5]).argmax())
+    return float(stats.spearmanr(d, c).statistic) if len(d) >= 6 and len(set(c)) > 1 else float("nan")
+
+
+def test_stages_age_away_from_open_water_in_the_freezing_season():
+    """New and young ice form at the ice edge, older ice lies further in (the real CIS chart: Spearman 0.41).
+
+    In the melt season there is no new ice, and the stage of a polygon is drawn on its own.
+    """
+    from autoice.synth.surface import FREEZING_MONTHS
+
+    freezing, melting = [], []
+    for spec in synth.scene_specs(40, height=200, width=224, seed=33):
+        if (spec.real.counts["SOD"][1:] > 0).sum() < 2:  # one stage only: nothing to order
+            continue
+        rho = _stage_rank_correlation(synth.generate_scene(spec, 33))
+        if np.isfinite(rho):
+            (freezing if spec.start.month in FREEZING_MONTHS else melting).append(rho)
+    assert len(freezing) >= 5 and len(melting) >= 2, (freezing, melting)
+    assert np.median(freezing) > 0.3, freezing
+    assert np.median(freezing) > np.median(melting) + 0.2, (freezing, melting)
+
+
 def test_scene_wide_draws_are_stratified_across_a_set():
     """Any 4 seeds x 15 scenes cover every scene-wide distribution evenly (deciles hold 6 +- 3 scenes).
 

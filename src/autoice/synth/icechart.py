@@ -143,16 +143,19 @@ def _form(rng: np.random.Generator, floe_cls: int, service: str) -> int:
 
 
 def ice_polygon(rng: np.random.Generator, service: str, tenths: int, targets: Targets, *, floe: int,
-                sod_valid: bool, floe_valid: bool, fast: bool = False) -> Polygon:  # fmt: skip
+                sod_valid: bool, floe_valid: bool, fast: bool = False, stage: int | None = None
+                ) -> Polygon:  # fmt: skip
     """Egg code of one ice polygon of ``tenths`` (1..10) whose labels follow the template's classes.
 
     ``floe``: the FLOE class (1..5) of its dominant form (:func:`assign_by_rank` places floe sizes);
     ``sod_valid``: one stage holds >= 65 % of the ice (else two or three stages share it);
-    ``floe_valid``: likewise for the form. The decoded labels always come from :func:`intended_labels`.
+    ``floe_valid``: likewise for the form; ``stage``: the SOD class (1..5) of its dominant stage
+    (:func:`assign_by_rank` places stages), drawn from the template's mix when not given. The decoded labels
+    always come from :func:`intended_labels`.
     """
     stages = STAGE_CODES[service]
     ct = 91 if tenths == 10 else tenths * 10
-    sod = int(rng.choice(5, p=targets.sod_probs)) + 1
+    sod = int(rng.choice(5, p=targets.sod_probs)) + 1 if stage is None else int(stage)
     if fast:  # land-fast ice: 10/10 (code 92), form 8 -> FLOE masked
         poly = Polygon("I", ct=92, partials=[(92, int(rng.choice(stages[sod])), 8)], fast=True)
         poly.type_classes, poly.type_shares, poly.floe_class = (sod,), (1.0,), 5

@@ -35,6 +35,8 @@ RIDGE_DENSITY = np.array([0, 0.0, 0.01, 0.03, 0.07, 0.06, 0, 0], np.float32)
 DEFORMED_SHARE = np.array([0, 0.0, 0.3, 0.35, 0.45, 0.0, 0, 0], np.float32)
 _ANALYST_SD = 0.06  #: spread of the true concentration around the polygon's code (inter-analyst, P§5 / issue)
 _PACK = 0.85  #: above this true concentration, ice is continuous and broken by leads and cracks
+#: Months in which open water freezes over (leads refreeze to nilas, new ice forms at the ice edge).
+FREEZING_MONTHS = (10, 11, 12, 1, 2, 3, 4, 5)
 
 
 @dataclass
@@ -153,7 +155,7 @@ def build(rng: np.random.Generator, polys: list[Polygon], pid: np.ndarray, c_gri
     surf[~is_ice] = WATER
     surf[is_ice & (surf == WATER)] = NEW  # ice spread into water polygons across an edge: new/grey ice
     # refrozen leads (nilas) in the cold season, open in the melt season (P§3.2 leads)
-    if month in (10, 11, 12, 1, 2, 3, 4, 5):
+    if month in FREEZING_MONTHS:
         refrozen = lead & (noise(rng, shape, across) > -0.2)
         surf[refrozen] = NEW
     surf[land] = LAND

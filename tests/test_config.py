@@ -36,10 +36,10 @@ def test_presets_ship_and_match_the_recipes():
 
 
 def test_autoice_is_mmseaice_plus_the_pieces_that_won():
-    """autoice = the published mmseaice recipe + the pieces that won on bench/skill.py (valid-centred patches)."""
+    """autoice = the published mmseaice recipe + the pieces that won on bench/skill.py: none so far."""
     mm, ours = load_config("mmseaice").flat(), load_config("autoice").flat()
-    assert {k for k in ours if ours[k] != mm[k]} == {"preset", "data.sampling"}
-    assert (mm["data.sampling"], ours["data.sampling"]) == ("uniform", "valid_centred")
+    assert {k for k in ours if ours[k] != mm[k]} == {"preset"}
+    assert ours["data.sampling"] == "uniform"  # valid-centred patches lost over three seeds (2026-12-04)
     assert ours["train.amp"] is True and ours["train.ema_decay"] == 0.0
 
 

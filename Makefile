@@ -39,6 +39,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/realism.py
+	$(BIN)/python bench/chart_structure.py
 	$(BIN)/python bench/skill.py
 	$(BIN)/python bench/synth.py
 	$(BIN)/python bench/prepare.py

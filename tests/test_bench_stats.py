@@ -129,3 +129,17 @@ def _read_sic(path: Path) -> np.ndarray:
     with netCDF4.Dataset(path) as nc:
         nc.set_auto_maskandscale(False)
         return np.asarray(nc.variables["SIC"][:])
+
+
+def test_chart_structure_ranks_classes_by_distance_from_water():
+    """bench/chart_structure.py: stages that grow away from the water polygon correlate +1, reversed -1."""
+    from chart_structure import polygon_correlations
+
+    pid = np.repeat(np.arange(10)[None, :], 5, axis=0).repeat(4, axis=1)  # 10 vertical strips, id 0..9
+    pid += 1  # ids 1..10; strip 1 is water
+    stage = {q: (10, 1 + (q - 2) * 4 // 9, 255) for q in range(2, 11)}  # ages away from the water
+    r = polygon_correlations(pid, stage, {1})
+    assert r["SOD"] > 0.9 and np.isnan(r["SIC"]) and np.isnan(r["FLOE"])  # one SIC class; FLOE masked
+    reverse = {q: (10, 5 - (q - 2) * 4 // 9, 255) for q in range(2, 11)}
+    assert polygon_correlations(pid, reverse, {1})["SOD"] < -0.9
+    assert np.isnan(polygon_correlations(pid, stage, set())["SOD"])  # no water: nothing to measure from

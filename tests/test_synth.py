@@ -543,7 +543,7 @@ def _stage_rank_correlation(scene) -> float:
 
 
 def test_stages_age_away_from_open_water_in_the_freezing_season():
-    """New and young ice form at the ice edge, older ice lies further in (the real CIS chart: Spearman 0.41).
+    """New and young ice form at the ice edge, older ice further in (real CIS chart: Spearman 0.45 in 400 km tiles).
 
     In the melt season there is no new ice, and the stage of a polygon is drawn on its own.
     """

@@ -177,8 +177,8 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
     floes = icechart.assign_by_rank(rng_ice, dist_rank[ice_ids], area[ice_ids], floe_probs)
     lut_floe = dict(zip(ice_ids.tolist(), floes.tolist(), strict=True))
     # in the freezing season stages age with the distance from open water too: new and young ice forms at
-    # the ice edge and in open leads, older ice lies further in (real CIS chart of 2020-11-02: Spearman 0.41 in
-    # 400 km tiles, docs/synthetic.md). In the melt season (no new ice) a polygon's stage is drawn alone.
+    # the ice edge and in open leads, older ice lies further in (real CIS chart of 2020-11-02: Spearman 0.45 in
+    # 400 km tiles, bench/chart_structure.py). In the melt season (no new ice) a polygon's stage is drawn alone.
     lut_stage: dict[int, int | None] = dict.fromkeys(ice_ids.tolist())
     if month in surface.FREEZING_MONTHS:
         stages = icechart.assign_by_rank(rng_ice, dist_rank[ice_ids], area[ice_ids], targets.sod_probs)

@@ -19,6 +19,7 @@ import csv
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage, stats
@@ -141,27 +142,36 @@ def real_rows() -> list[tuple[str, dict[str, float]]]:
     return rows
 
 
+def scene_correlations(scene: Any, step: int = 12) -> dict[str, float]:
+    """:func:`polygon_correlations` of a generated scene (``autoice.synth.Scene``) on its raw grid / ``step``.
+
+    Each polygon takes its most frequent label per chart; polygons labelled SIC 0 are the water.
+    """
+    from autoice import schema
+
+    pid = np.nan_to_num(scene.dataset[schema.POLYGON_ICECHART].values, nan=0).astype(np.int64)[::step, ::step]
+    labels = {c: scene.labels[c][::step, ::step] for c in CHARTS}
+    classes, water = {}, set()
+    for q in np.unique(pid[pid > 0]):
+        m = pid == q
+        lab = tuple(int(np.bincount(labels[c][m]).argmax()) for c in CHARTS)
+        if lab[0] == 0:
+            water.add(int(q))
+        elif lab[0] != 255:
+            classes[int(q)] = lab
+    return polygon_correlations(pid, classes, water)
+
+
 def synthetic_rows(seeds: list[int], scenes: int, height: int, width: int) -> list[tuple[str, dict[str, float]]]:
     """Median correlation over generated scenes, freezing (October-May) and melt season apart."""
-    from autoice import schema, synth
+    from autoice import synth
     from autoice.synth.surface import FREEZING_MONTHS
 
     found: dict[str, list[dict[str, float]]] = {"freezing": [], "melt": []}
     for seed in seeds:
         for spec in synth.scene_specs(scenes, height=height, width=width, seed=seed):
-            scene = synth.generate_scene(spec, seed)
-            pid = np.nan_to_num(scene.dataset[schema.POLYGON_ICECHART].values, nan=0).astype(np.int64)[::12, ::12]
-            labels = {c: scene.labels[c][::12, ::12] for c in CHARTS}
-            classes, water = {}, set()
-            for q in np.unique(pid[pid > 0]):
-                m = pid == q
-                lab = tuple(int(np.bincount(labels[c][m]).argmax()) for c in CHARTS)
-                if lab[0] == 0:
-                    water.add(int(q))
-                elif lab[0] != 255:
-                    classes[int(q)] = lab
             season = "freezing" if spec.start.month in FREEZING_MONTHS else "melt"
-            found[season].append(polygon_correlations(pid, classes, water))
+            found[season].append(scene_correlations(synth.generate_scene(spec, seed)))
     rows = []
     for season, found_rows in found.items():
         with warnings.catch_warnings():

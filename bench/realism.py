@@ -185,11 +185,11 @@ def polygons_of(raw: Path, shape: tuple[int, int]) -> np.ndarray | None:
     with netCDF4.Dataset(raw) as nc:
         nc.set_auto_maskandscale(False)
         pid = np.asarray(nc.variables[schema.POLYGON_ICECHART][:], dtype=np.float64)
-    pid = np.where(np.isfinite(pid), pid, -1).astype(np.int64)
-    h, w = pid.shape[0] // 2, pid.shape[1] // 2
-    if (h, w) != shape:
+    from autoice.prepare import block_max  # the 2 x 2 reduction prepare applies to the charts
+
+    if (pid.shape[0] // 2, pid.shape[1] // 2) != shape:
         return None
-    return pid[: 2 * h, : 2 * w].reshape(h, 2, w, 2).max(axis=(1, 3))
+    return block_max(np.where(np.isfinite(pid), pid, -1).astype(np.int64))
 
 
 def read_scene(path: Path, reference: Path | None, *, moments: Moments, rng: np.random.Generator | None,

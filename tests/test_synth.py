@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -528,18 +530,14 @@ def test_floes_grow_away_from_the_ice_edge(truth_scenes):
 
 
 def _stage_rank_correlation(scene) -> float:
-    """Spearman correlation of a scene's chart polygons' stage with their mean distance from open water."""
-    from scipy import ndimage, stats
+    """Spearman correlation of a scene's chart polygons' stage with their mean distance from open water.
 
-    sod, sic = scene.labels["SOD"], scene.labels["SIC"]
-    pid = np.nan_to_num(scene.dataset[schema.POLYGON_ICECHART].values, nan=0).astype(np.int64)
-    dist = ndimage.distance_transform_edt(sic != 0)
-    d, c = [], []
-    for q in np.unique(pid[(sod >= 1) & (sod <= 5)]):
-        m = pid == q
-        d.append(dist[m].mean())
-        c.append(np.bincount(sod[m][sod[m] <= 5]).argmax())
-    return float(stats.spearmanr(d, c).statistic) if len(d) >= 6 and len(set(c)) > 1 else float("nan")
+    The measure of ``bench/chart_structure.py`` (which also gives the real charts' figure), at full size.
+    """
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from chart_structure import scene_correlations
+
+    return scene_correlations(scene, step=1)["SOD"]
 
 
 def test_stages_age_away_from_open_water_in_the_freezing_season():
@@ -550,7 +548,7 @@ def test_stages_age_away_from_open_water_in_the_freezing_season():
     from autoice.synth.surface import FREEZING_MONTHS
 
     freezing, melting = [], []
-    for spec in synth.scene_specs(40, height=200, width=224, seed=33):
+    for spec in synth.scene_specs(60, height=200, width=224, seed=33):
         if (spec.real.counts["SOD"][1:] > 0).sum() < 2:  # one stage only: nothing to order
             continue
         rho = _stage_rank_correlation(synth.generate_scene(spec, 33))

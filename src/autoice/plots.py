@@ -514,10 +514,10 @@ def scene_figure(
             _draw_chart(axes[row, j], view.charts[chart], chart, f"{chart}: {schema.CHART_DESCRIPTIONS[chart]}",
                         legend=True, missing="")  # fmt: skip
     elif prediction is not None:
+        hide = not_sea(view)
         for i, chart in enumerate(schema.CHARTS):
             ref = None if view.charts is None else view.charts[chart]
             pred = prediction.get(chart)
-            hide = not_sea(view)
             sea = pred  # the error map compares the prediction as scored, wherever the reference is valid
             if pred is not None and hide is not None and hide.shape == pred.shape:
                 sea = np.where(hide, np.uint8(schema.CHART_FILL), pred)

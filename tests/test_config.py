@@ -36,9 +36,11 @@ def test_presets_ship_and_match_the_recipes():
 
 
 def test_autoice_is_mmseaice_plus_the_pieces_that_won():
-    """autoice = the published mmseaice recipe + the pieces that won on bench/skill.py: none so far."""
+    """autoice = the published mmseaice recipe + the pieces that won on bench/skill.py (none so far) + the
+    edge fix of issue 9 (mirrored context at the scene's edges instead of the network's zero padding)."""
     mm, ours = load_config("mmseaice").flat(), load_config("autoice").flat()
-    assert {k for k in ours if ours[k] != mm[k]} == {"preset"}
+    assert {k for k in ours if ours[k] != mm[k]} == {"preset", "model.edge_margin"}
+    assert mm["model.edge_margin"] == 0 and ours["model.edge_margin"] == 16  # the source's plain pass
     assert ours["data.sampling"] == "uniform"  # valid-centred patches lost over three seeds (2026-12-04)
     assert ours["train.amp"] is True and ours["train.ema_decay"] == 0.0
 

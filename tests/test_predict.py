@@ -165,8 +165,10 @@ def test_water_rule_sets_sic_to_zero_only_where_both_heads_are_confident():
 
 def test_a_trained_model_has_no_edge_frame_and_no_water_bias(trained_run, synth_data):
     """Issue 9's checks on a small trained model: SIC error near array edges no worse than inside, and
-    no more SIC over open water where SOD and FLOE agree on water once the water rule is on."""
+    no more SIC over open water where SOD and FLOE agree on water once the water rule is on. The model
+    predicts with its preset's options (the demo's edge margin), as `autoice predict` does."""
     from autoice.data.inputs import scene_inputs, scene_labels
+    from autoice.inference import model_options
     from autoice.predict import load_models
     from autoice.scenes import open_scene
 
@@ -177,8 +179,10 @@ def test_a_trained_model_has_no_edge_frame_and_no_water_bias(trained_run, synth_
         with open_scene(f, check_values=False) as ds:
             x = scene_inputs(ds, cfg.data.inputs, cfg.data.downscale)
             y = scene_labels(ds, cfg.data.downscale)
-        off = predict_scene(loaded.networks, x, sic_mode=cfg.model.sic_mode, margin=16)
-        on = predict_scene(loaded.networks, x, sic_mode=cfg.model.sic_mode, margin=16, water_rule=0.5)
+        opts = model_options(cfg)
+        assert opts["margin"] == 16 and opts["water_rule"] == 0  # the demo preset's
+        off = predict_scene(loaded.networks, x, **opts)
+        on = predict_scene(loaded.networks, x, **{**opts, "water_rule": 0.5})
         h, w = y.shape[1:]
         yy, xx = np.mgrid[0:h, 0:w]
         near = np.minimum(np.minimum(yy, h - 1 - yy), np.minimum(xx, w - 1 - xx)) < 4

@@ -650,3 +650,23 @@ def test_new_ice_is_dark_or_bright_with_frost_flowers():
         s, hh, _ = _one_stage_sar(NEW, seed, (300, 300))
         medians.append(np.percentile(hh[s.surf == NEW], 90))
     assert min(medians) < -20 and max(medians) > -16, medians
+
+
+def test_calm_far_range_water_sits_on_the_hh_noise_floor():
+    """Calm water at 45 deg is about -30 dB in CMOD (P§1.3) but the denoised product's HH floor (about -27 dB,
+    calm water 'at/below the noise floor', P§1.3) holds it there: in HH it looks like nilas, not darker."""
+    from autoice.synth import icechart, sar, surface
+    from autoice.synth.specs import rng
+
+    shape = (400, 400)
+    s = surface.build(rng(5, 0, 7), [icechart.water_polygon("dmi")], np.ones(shape, np.int32),
+                      np.zeros((40, 40), np.float32), np.zeros(shape, bool), month=8, extent_px=4000.0)  # fmt: skip
+    assert (s.surf == icechart.WATER).all()
+    medians = {}
+    for theta_deg in (25.0, 45.0):
+        theta = np.full(shape[1], theta_deg, np.float32)
+        hh, _ = sar.backscatter(rng(5, 0, 8), s, theta, np.full(shape, 2.5, np.float32), np.zeros(shape, np.float32),
+                                terrain=None, melt=0.0)  # fmt: skip
+        medians[theta_deg] = float(np.median(hh))
+    assert -28.5 < medians[45.0] < -24.5, medians  # lifted from CMOD's ~-30 dB to the floor
+    assert medians[25.0] > -16, medians  # near range: the signal, far above the floor

@@ -44,6 +44,12 @@ _DEF_TEX = 1.8
 #: _FROST_P, patches of its new ice are bright (HH -24 -> -15, HV -31 -> -26), like thin first-year ice.
 _FROST_DB = (9.0, 5.0)
 _FROST_P = 0.5
+#: HH residual noise floor of the denoised product (dB): calm water is "at/below the noise floor" at about -25 dB
+#: (P§1.3; NESZ spec max -22, P§1.1), with a weak copy of the HV floor's seams, arches and scalloping (<= 0.5 dB,
+#: P§1.1). It was -36 to -40 dB before 2026-12-04, which left far-range calm water at -29 dB and the pooled HH
+#: spread 1.13-1.20 x the organisers' (bench/realism.py (a), tuning seeds); now 0.97-1.05 x.
+_HH_FLOOR_DB = -27.0
+_HH_FLOOR_ARTEFACTS = 0.25
 _FLOE_DB = np.array([0.0, 0.5, 0.8, 0.8, 0.8, 0.6, 0.0, 0.0], np.float32)  #: per-floe brightness spread
 
 # Open-water HH (dB) from CMOD5.N + Zhang PR, wind-direction averaged, P§1.3 table.
@@ -127,6 +133,7 @@ def backscatter(
     hh = np.empty((rows, cols), np.float32)
     hv = np.empty((rows, cols), np.float32)
     floor = hv_noise_floor(theta_col, rows, rng)
+    floor_mean = np.float32(floor.mean())
     frost = None
     if not melt and rng.random() < _FROST_P:  # frost flowers in patches of a few km (cold, calm, new ice)
         frost = noise(rng, (rows, cols), 2.5 * PX_PER_KM, octaves=2) > rng.uniform(-0.5, 0.5)
@@ -173,7 +180,7 @@ def backscatter(
             hv_db[b] = rng.uniform(-15, -5, size=int(b.sum()))
         # residual noise floor (denoised product): power-added, weak version on HH (P§1.1)
         nf = floor[r0:r1]
-        hh_lin = 10 ** (hh_db / 10) + 0.3 * 10 ** ((nf - 2.0) / 10)
+        hh_lin = 10 ** (hh_db / 10) + 10 ** ((_HH_FLOOR_DB + _HH_FLOOR_ARTEFACTS * (nf - floor_mean)) / 10)
         hv_lin = 10 ** (hv_db / 10) + 10 ** (nf / 10)
         # multiplicative Gamma speckle, ENL 10.7 at 40 m (P§1.2)
         hh_lin *= rng.standard_gamma(ENL, size=hh_lin.shape, dtype=np.float32) / ENL

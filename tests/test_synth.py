@@ -389,6 +389,24 @@ def test_every_small_set_holds_the_real_mix():
     assert len({template_of(s, i) for s in range(8) for i in range(64)}) > 350
 
 
+def test_nearly_open_water_scenes_keep_their_sliver_of_ice():
+    """95 of the 121 real training scenes that are >= 95 % water hold some ice, 59 some with a stage; rounding
+    the template's water share to whole polygons used to leave such scenes all water (62 % / 54 % kept it)."""
+    kept_ice, kept_stage = [], []
+    for seed in (0, 1):
+        for spec in synth.scene_specs(40, height=100, width=112, seed=seed):
+            real = spec.real
+            if not real.water_share() >= 0.9:  # also skips templates without valid SIC (NaN)
+                continue
+            _, labels = synth.generate_raw(spec, seed)
+            if real.counts["SIC"][1:].sum():
+                kept_ice.append(((labels["SIC"] >= 1) & (labels["SIC"] <= 10)).any())
+            if real.counts["SOD"][1:].sum():
+                kept_stage.append(((labels["SOD"] >= 1) & (labels["SOD"] <= 5)).any())
+    assert len(kept_ice) >= 10 and len(kept_stage) >= 8
+    assert np.mean(kept_ice) >= 0.9 and np.mean(kept_stage) >= 0.9, (kept_ice, kept_stage)
+
+
 def test_scenes_reproduce_their_template(truth_scenes):
     """Water share and masked share of each scene's chart follow the real scene it copies."""
     masked_errors = []
@@ -548,13 +566,14 @@ def test_stages_age_away_from_open_water_in_the_freezing_season():
     from autoice.synth.surface import FREEZING_MONTHS
 
     freezing, melting = [], []
-    for spec in synth.scene_specs(60, height=200, width=224, seed=33):
-        if (spec.real.counts["SOD"][1:] > 0).sum() < 2:  # one stage only: nothing to order
-            continue
-        rho = _stage_rank_correlation(synth.generate_scene(spec, 33))
-        if np.isfinite(rho):
-            (freezing if spec.start.month in FREEZING_MONTHS else melting).append(rho)
-    assert len(freezing) >= 5 and len(melting) >= 2, (freezing, melting)
+    for seed in (33, 34, 35):  # a scene's correlation over a handful of polygons is noisy: pool three seeds
+        for spec in synth.scene_specs(60, height=150, width=160, seed=seed):
+            if (spec.real.counts["SOD"][1:] > 0).sum() < 2:  # one stage only: nothing to order
+                continue
+            rho = _stage_rank_correlation(synth.generate_scene(spec, seed))
+            if np.isfinite(rho):
+                (freezing if spec.start.month in FREEZING_MONTHS else melting).append(rho)
+    assert len(freezing) >= 15 and len(melting) >= 5, (freezing, melting)
     assert np.median(freezing) > 0.3, freezing
     assert np.median(freezing) > np.median(melting) + 0.2, (freezing, melting)
 

@@ -48,14 +48,18 @@ def registered(synth_data, tmp_path_factory):
 
 
 def _classes(checkpoint: Path, x: np.ndarray) -> dict[str, np.ndarray]:
-    """The checkpoint's network on (B, C, H, W): the oracle for every form of the logged model."""
+    """The checkpoint's network on (B, C, H, W), each patch mirror-padded by the preset's edge margin and
+    cropped (as `autoice predict` runs a scene): the oracle for every form of the logged model."""
     from autoice.checkpoints import load_checkpoint, network_from_checkpoint
     from autoice.models.losses import to_classes
 
     net, cfg = network_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
+    assert cfg.model.water_rule == 0 and cfg.model.edge_margin == 16  # the demo preset's
+    m = min(cfg.model.edge_margin, x.shape[2] - 1, x.shape[3] - 1)
+    padded = np.pad(np.asarray(x, dtype=np.float32), ((0, 0), (0, 0), (m, m), (m, m)), mode="reflect")
     with torch.no_grad():
-        out = to_classes(net(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))), sic_mode=cfg.model.sic_mode)
-    return {c: out[c].numpy() for c in schema.CHARTS}
+        out = to_classes(net(torch.from_numpy(padded)), sic_mode=cfg.model.sic_mode)
+    return {c: out[c].numpy()[:, m : m + x.shape[2], m : m + x.shape[3]] for c in schema.CHARTS}
 
 
 def _example(folder: Path) -> dict[str, np.ndarray]:

@@ -25,18 +25,22 @@ NAME = "autoice-test"
 
 
 def _network_classes(state, x):
-    """The checkpoint's network run directly on (B, C, H, W): the oracle for the pyfunc model."""
+    """The checkpoint's network run directly on (B, C, H, W), each patch mirror-padded by the preset's edge
+    margin and cropped (as `autoice predict` runs a scene): the oracle for the pyfunc model."""
     from autoice.config import config_from_dict
     from autoice.models.losses import to_classes
     from autoice.models.unet import build_model
 
     cfg = config_from_dict(state["config"])
+    assert cfg.model.water_rule == 0 and cfg.model.edge_margin == 16  # the demo preset's
     net = build_model(cfg)
     net.load_state_dict(state["model"])
     net.eval()
+    m = min(cfg.model.edge_margin, x.shape[2] - 1, x.shape[3] - 1)
+    padded = np.pad(x, ((0, 0), (0, 0), (m, m), (m, m)), mode="reflect")
     with torch.no_grad():
-        out = to_classes(net(torch.from_numpy(x)), sic_mode=cfg.model.sic_mode)
-    return {c: out[c].numpy() for c in schema.CHARTS}
+        out = to_classes(net(torch.from_numpy(padded)), sic_mode=cfg.model.sic_mode)
+    return {c: out[c].numpy()[:, m : m + x.shape[2], m : m + x.shape[3]] for c in schema.CHARTS}
 
 
 def _patch(inputs, b=2, h=20, w=24, seed=0):

@@ -72,8 +72,6 @@ _KEPT = ("version", "model", "config", "inputs", "epoch", "step", "best_score", 
 PER_ROW = "per_row"
 #: Side of the input example cut from a scene (model resolution; smaller scenes give smaller).
 EXAMPLE_SIZE = 24
-#: Rows predicted in one forward pass (a DataFrame of many patches is cut into such batches).
-ROWS_PER_PASS = 16
 
 
 class ServingInputError(AutoiceError, MlflowException):
@@ -230,17 +228,16 @@ class AutoiceModel(mlflow.pyfunc.PythonModel):
         return {chart: _rows([row for out in outputs for row in out[chart]]) for chart in schema.CHARTS}
 
     def _classes(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        """uint8 (B, H, W) class maps of a checked (B, C, H, W) batch, ``ROWS_PER_PASS`` patches at a time."""
-        import torch
+        """uint8 (B, H, W) class maps of a checked (B, C, H, W) batch.
 
-        from autoice.models.losses import to_classes
+        Each patch is predicted as `autoice predict` runs a scene: one pass with the model's inference
+        options (mirrored edge context, water rule), so the served model draws the same maps.
+        """
+        from autoice.inference import model_options, predict_scene
 
-        parts = []
-        with torch.no_grad():
-            for start in range(0, len(x), ROWS_PER_PASS):
-                out = self.network(torch.from_numpy(x[start : start + ROWS_PER_PASS]))
-                parts.append(to_classes(out, sic_mode=self.config.model.sic_mode))
-        return {chart: np.concatenate([p[chart].numpy() for p in parts]) for chart in schema.CHARTS}
+        opts = model_options(self.config)
+        outs = [predict_scene(self.network, patch, **opts, tile=None).classes for patch in x]
+        return {chart: np.stack([o[chart] for o in outs]) for chart in schema.CHARTS}
 
 
 def _rows(arrays: list[np.ndarray]) -> np.ndarray:

@@ -108,7 +108,13 @@ def _write_pair(src_scene: Path, folder: Path, days: int) -> tuple[str, str]:
 def pair(synth_data, tmp_path_factory):
     """Two folders of a scene A and its moved copy B: B one day newer in ``new``, one day older in ``old``."""
     refs = sorted((synth_data / "test").glob("*_prep_reference.nc"))
-    best = max(refs, key=lambda r: int((_charts(r)["SIC"] != schema.CHART_FILL).sum()))
+
+    def charted_at_both_sides(ref: Path) -> int:  # B moved across: each scene alone holds one side's columns
+        valid = _charts(ref)["SIC"] != schema.CHART_FILL
+        third = valid.shape[1] // 3
+        return min(int(valid[:, :third].sum()), int(valid[:, -third:].sum()))
+
+    best = max(refs, key=charted_at_both_sides)
     scene = best.with_name(best.name[:19] + schema.RTT_SUFFIX)
     root = tmp_path_factory.mktemp("pair")
     keys = {"new": _write_pair(scene, root / "new", 1), "old": _write_pair(scene, root / "old", -1)}

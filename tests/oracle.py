@@ -1,4 +1,5 @@
-"""The organisers' way of scoring, with scikit-learn: the oracle our streaming metric must equal."""
+"""Test oracles: the organisers' way of scoring, with scikit-learn (what our streaming metric must equal),
+and a network's classes computed directly (what every form of a logged model must give)."""
 
 from __future__ import annotations
 
@@ -24,3 +25,19 @@ def sklearn_scores(truth: dict, preds: dict) -> dict[str, float]:
             else:
                 out[chart] = float(f1_score(t[keep], p[keep], average="weighted"))
     return out
+
+
+def network_classes(net, cfg, x: np.ndarray) -> dict[str, np.ndarray]:
+    """The network run directly on (B, C, H, W), each patch mirror-padded by the demo preset's edge margin
+    (``np.pad``) and cropped, as `autoice predict` runs a scene: uint8 (B, H, W) classes per chart."""
+    import torch
+
+    from autoice.models.losses import to_classes
+
+    assert cfg.model.water_rule == 0 and cfg.model.edge_margin == 16  # the demo preset's
+    m = min(cfg.model.edge_margin, x.shape[2] - 1, x.shape[3] - 1)
+    padded = np.pad(np.asarray(x, dtype=np.float32), ((0, 0), (0, 0), (m, m), (m, m)), mode="reflect")
+    net.eval()
+    with torch.no_grad():
+        out = to_classes(net(torch.from_numpy(padded)), sic_mode=cfg.model.sic_mode)
+    return {c: out[c].numpy()[:, m : m + x.shape[2], m : m + x.shape[3]] for c in schema.CHARTS}

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from autoice import schema
 from autoice.cli.main import main
+from oracle import network_classes
 
 TINY = ["train.epochs=1", "train.batches_per_epoch=2", "train.batch_size=4", "data.patch_size=32",
         "model.filters=[8, 8, 16]", "data.downscale=2"]  # fmt: skip
@@ -48,18 +48,11 @@ def registered(synth_data, tmp_path_factory):
 
 
 def _classes(checkpoint: Path, x: np.ndarray) -> dict[str, np.ndarray]:
-    """The checkpoint's network on (B, C, H, W), each patch mirror-padded by the preset's edge margin and
-    cropped (as `autoice predict` runs a scene): the oracle for every form of the logged model."""
+    """The checkpoint's network through the shared oracle: what every form of the logged model must give."""
     from autoice.checkpoints import load_checkpoint, network_from_checkpoint
-    from autoice.models.losses import to_classes
 
     net, cfg = network_from_checkpoint(load_checkpoint(checkpoint), checkpoint)
-    assert cfg.model.water_rule == 0 and cfg.model.edge_margin == 16  # the demo preset's
-    m = min(cfg.model.edge_margin, x.shape[2] - 1, x.shape[3] - 1)
-    padded = np.pad(np.asarray(x, dtype=np.float32), ((0, 0), (0, 0), (m, m), (m, m)), mode="reflect")
-    with torch.no_grad():
-        out = to_classes(net(torch.from_numpy(padded)), sic_mode=cfg.model.sic_mode)
-    return {c: out[c].numpy()[:, m : m + x.shape[2], m : m + x.shape[3]] for c in schema.CHARTS}
+    return network_classes(net, cfg, x)
 
 
 def _example(folder: Path) -> dict[str, np.ndarray]:

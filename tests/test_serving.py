@@ -19,28 +19,21 @@ import torch
 from autoice import schema, serving
 from autoice.errors import AutoiceError
 from autoice.tracking import use_store
+from oracle import network_classes
 from processes import stop_group
 
 NAME = "autoice-test"
 
 
 def _network_classes(state, x):
-    """The checkpoint's network run directly on (B, C, H, W), each patch mirror-padded by the preset's edge
-    margin and cropped (as `autoice predict` runs a scene): the oracle for the pyfunc model."""
+    """The checkpoint's network (from its state) through the shared oracle: what the pyfunc model must give."""
     from autoice.config import config_from_dict
-    from autoice.models.losses import to_classes
     from autoice.models.unet import build_model
 
     cfg = config_from_dict(state["config"])
-    assert cfg.model.water_rule == 0 and cfg.model.edge_margin == 16  # the demo preset's
     net = build_model(cfg)
     net.load_state_dict(state["model"])
-    net.eval()
-    m = min(cfg.model.edge_margin, x.shape[2] - 1, x.shape[3] - 1)
-    padded = np.pad(x, ((0, 0), (0, 0), (m, m), (m, m)), mode="reflect")
-    with torch.no_grad():
-        out = to_classes(net(torch.from_numpy(padded)), sic_mode=cfg.model.sic_mode)
-    return {c: out[c].numpy()[:, m : m + x.shape[2], m : m + x.shape[3]] for c in schema.CHARTS}
+    return network_classes(net, cfg, x)
 
 
 def _patch(inputs, b=2, h=20, w=24, seed=0):

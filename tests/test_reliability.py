@@ -111,6 +111,26 @@ def test_sigterm_while_the_temporary_is_made_leaves_no_temporary(tmp_path, monke
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_signal_never_lands_inside_a_local_store_write(tmp_path):
+    """A SIGTERM during a metric write to a sqlite store (seen once in a SIGTERMed train) used to leave the
+    write's lock held, so ending the run KILLED failed with "database is locked": the write now completes
+    and the interrupt is raised after it."""
+    from autoice import interrupts
+    from autoice.tracking import store_errors
+
+    done = []
+    with pytest.raises(interrupts.Interrupted):
+        with store_errors(f"sqlite:///{tmp_path / 'mlflow.db'}"):
+            interrupts._handler(signal.SIGTERM, None)  # as if the signal arrived mid-write
+            done.append("the rest of the write")
+    assert done == ["the rest of the write"]
+    with pytest.raises(interrupts.Interrupted):  # a server's requests are not held
+        with store_errors("http://127.0.0.1:9"):
+            interrupts._handler(signal.SIGTERM, None)
+            done.append("never")
+    assert done == ["the rest of the write"]
+
+
 def test_stale_temporaries_of_dead_runs_are_swept(tmp_path, synth_data):
     """`kill -9` leaves temporaries that nothing removed; the next write into the folder does."""
     from autoice import atomic

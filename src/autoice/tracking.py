@@ -191,13 +191,21 @@ def _store_name(uri: str) -> str:
 
 @contextlib.contextmanager
 def store_errors(uri: str) -> Iterator[None]:
-    """Turn a failing MLflow store (full or read-only disk, broken database) into one line."""
+    """Turn a failing MLflow store (full or read-only disk, broken database) into one line.
+
+    On a local store, SIGINT/SIGTERM wait until the call is done: raised inside a sqlite write, the
+    interrupt left the transaction's lock held, and ending the run KILLED then failed with "database is
+    locked" (exit 1 instead of 143). A server's requests are not held: its retries can take minutes.
+    """
     import errno
 
     from autoice.errors import AutoiceError, OutputError
+    from autoice.interrupts import deferred
 
+    held = contextlib.nullcontext() if uri.startswith(("http://", "https://")) else deferred()
     try:
-        yield
+        with held:
+            yield
     except AutoiceError:
         raise
     except Exception as exc:

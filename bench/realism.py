@@ -335,6 +335,8 @@ def polygon_average(chart: str, pred: np.ndarray, polygon: np.ndarray) -> np.nda
     What a model that knew the analyst's polygons, and nothing else beyond the per-pixel evidence, would
     predict: the most that averaging over the right area could add to a per-pixel model.
     """
+    if polygon.size == 0:  # a test scene with no valid pixel on the scoring grid
+        return as_classes(chart, pred)
     _, inverse = np.unique(polygon, return_inverse=True)
     if chart == "SIC":
         sums = np.bincount(inverse, weights=np.asarray(pred, np.float64))

@@ -86,6 +86,9 @@ def test_polygon_average_gives_each_polygon_its_mean_or_most_frequent_class():
     assert sic.tolist() == [3, 3, 3, 9, 9, 0]  # means 3.0, 8.9, 0.4, then rounded
     sod = polygon_average("SOD", np.array([1, 1, 4, 5, 2, 5]), polygon)
     assert sod.tolist() == [1, 1, 1, 2, 2, 5]  # a tie goes to the lower class, as argmax does
+    # a test scene with no valid pixel on the scoring grid (all of it masked) has nothing to average
+    assert polygon_average("SOD", np.zeros(0), np.zeros(0, np.int64)).size == 0
+    assert polygon_average("SIC", np.zeros(0), np.zeros(0, np.int64)).size == 0
 
 
 def _purity(polygon: np.ndarray, labels: np.ndarray) -> float:

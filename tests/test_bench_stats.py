@@ -13,6 +13,7 @@ from autoice import metrics, schema
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from realism import (  # noqa: E402
     Moments,
+    package_polygon_scores,
     paired_margin,
     polygon_average,
     polygons_of,
@@ -124,6 +125,33 @@ def test_test_pixels_carry_the_chart_polygon_of_their_raw_scene(tmp_path):
     shifted = np.roll(whole, 8, axis=1).ravel()
     assert _purity(whole.ravel(), labels) > 0.95
     assert _purity(shifted, labels) < 0.85
+
+
+def test_a_package_averaged_over_the_true_polygons_removes_scatter_inside_them(tmp_path):
+    """The U-Net oracle: maps right on average inside each polygon but scattered score ~perfect once averaged."""
+    import netCDF4
+
+    from autoice import synth
+    from autoice.submission import write_submission
+
+    res = synth.synthesize(tmp_path, n_train=0, n_test=1, height=96, width=128, seed=11, progress=False)
+    with netCDF4.Dataset(res.reference[0]) as nc:
+        nc.set_auto_maskandscale(False)
+        ref = {c: np.asarray(nc.variables[c][:]) for c in schema.CHARTS}
+    rng = np.random.default_rng(0)
+    noisy = {}
+    for c in schema.CHARTS:
+        y = np.where(ref[c] == schema.CHART_FILL, 0, ref[c]).astype(np.int64)
+        flip = rng.random(y.shape) < 0.3  # 30 % of the pixels one class up or down: the majority stays right
+        noisy[c] = np.clip(y + flip * rng.choice([-1, 1], y.shape), 0, schema.N_CLASSES[c] - 1).astype(np.uint8)
+    package = write_submission({res.test[0].name[:19]: noisy}, tmp_path / "upload_package.nc")
+    [acc] = package_polygon_scores(package, res.test, res.reference, res.raw[:1])
+    raw = metrics.ScoreAccumulator()
+    for c in schema.CHARTS:
+        valid = ref[c] != schema.CHART_FILL
+        raw.update(c, ref[c][valid], noisy[c][valid])
+    averaged, scattered = acc.result().as_dict(), raw.result().as_dict()
+    assert averaged["combined"] > 97 and averaged["combined"] - scattered["combined"] > 4, (scattered, averaged)
 
 
 def _read_sic(path: Path) -> np.ndarray:

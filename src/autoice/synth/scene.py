@@ -89,7 +89,12 @@ def generate_raw(spec: SceneSpec, seed: int) -> tuple[xr.Dataset, dict[str, np.n
 
 
 def generate_scene(spec: SceneSpec, seed: int) -> Scene:
-    """Generate one scene with its truth (see :func:`generate_raw`; the truth is for tests and studies)."""
+    """Generate one scene with its truth (see :func:`generate_raw`; the truth is for tests and studies).
+
+    The steps, in the order that fixes every random draw: where the swath has data and the chart covers the
+    sea, the chart's polygons and the truth's displaced ones, their egg codes, the true surface under them,
+    weather and AMSR2, SAR, and the distance to land.
+    """
     rows, cols = 2 * spec.height, 2 * spec.width
     shape = (rows, cols)
     extent = float(max(rows, cols))
@@ -99,151 +104,23 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
     targets = Targets.from_real(spec.real, np.asarray(region.stages[season(month)], float))
     rng_geo, rng_ice, rng_sar, rng_met = (rng(seed, spec.index, k) for k in (1, 2, 3, 4))
 
-    # ---- swath geometry, no-data edges, chart coverage ---------------------------------------------------
-    theta_col, flip = sar.incidence(rng_geo, cols)
-    edge_w = max(2, int(0.02 * cols))
-    left = edge_w * (0.3 + np.abs(noise(rng_geo, (rows, 1), rows / 6, octaves=3)[:, 0]))
-    right = cols - 1 - edge_w * (0.3 + np.abs(noise(rng_geo, (rows, 1), rows / 6, octaves=3)[:, 0]))
-    top = int(rng_geo.integers(0, max(1, rows // 100) + 1))
-    c_idx = np.arange(cols, dtype=np.float32)[None, :]
-    nodata = (c_idx < left[:, None]) | (c_idx > right[:, None])
-    nodata[:top] = True
-    # the template's masked share beyond the swath edges is land and sea the chart does not cover
-    chart_gap = np.zeros(shape, bool)
-    masked_left = max(0.0, targets.masked_share - float(nodata.mean()))
-    # chart gap against land: no real figure splits the masked share; U[0.3, 0.8] (was U[0.2, 0.7]) with the coast
-    # above puts the mean distance zone on the organisers' (23.6), where too much land pulled it 2.6 zones low
-    gap_share = masked_left * float(rng_geo.uniform(0.3, 0.8)) if masked_left > 0.03 else 0.0
-    if gap_share > 0:  # the chart ends along a wiggly line across the image (a regional chart's border)
-        a = rng_geo.uniform(0, 2 * np.pi)
-        yy = np.linspace(-1, 1, rows, dtype=np.float32)[:, None]
-        xx = np.linspace(-1, 1, cols, dtype=np.float32)[None, :]
-        side = np.cos(a) * yy + np.sin(a) * xx + 0.08 * noise(rng_geo, shape, extent / 4, octaves=3)
-        side[nodata] = -np.inf
-        sub = side[:: max(1, rows // 300), :: max(1, cols // 300)]
-        chart_gap = side > np.quantile(sub, 1 - gap_share)
-    # ---- land: the rest of the masked share ----------------------------------------------------------------
-    rest = 1 - float(nodata.mean()) - float(chart_gap.mean())  # land also falls in gaps: share of the rest
-    land_share = float(np.clip((masked_left - chart_gap.mean()) / max(1e-6, rest), 0, 0.95))
-    land, terrain = _land(rng_geo, shape, zoom, land_share)
-
-    # ---- chart polygons (generalised) and the true boundaries (displaced, rougher) ------------------------
-    step = max(1, int(np.ceil(np.sqrt(rows * cols / 1.5e6))))
-    grid = (-(-rows // step), -(-cols // step))
-    n_poly = int(rng_geo.integers(20, 91))  # a 400 km scene crosses some 20-90 chart polygons
-    points = rng_geo.uniform([0, 0], [grid[0], grid[1]], size=(n_poly, 2))
-    size = float(max(grid))
-    gy, gx = np.mgrid[0 : grid[0], 0 : grid[1]].astype(np.float32)
-    warp = 0.35 * np.sqrt(grid[0] * grid[1] / n_poly)
-    wy = warp * noise(rng_geo, grid, size / 8, octaves=2)
-    wx = warp * noise(rng_geo, grid, size / 8, octaves=2)
-    chart_vor = _voronoi(points, gy + wy, gx + wx)
-    shift = 0.012 * size  # analyst's edge displacement, ~5 km at full size
-    rough = 0.004 * size
-    wy += shift * noise(rng_ice, grid, size / 6) + rough * noise(rng_ice, grid, size / 40, octaves=3)
-    wx += shift * noise(rng_ice, grid, size / 6) + rough * noise(rng_ice, grid, size / 40, octaves=3)
-    true_vor = _voronoi(points, gy + wy, gx + wx)
-    del gy, gx, wy, wx
-
-    # ---- egg codes per polygon: water by an ice-edge field, concentrations and classes from the template ---
-    sea_small = ~land[::step, ::step][: grid[0], : grid[1]]
-    charted = sea_small & ~chart_gap[::step, ::step][: grid[0], : grid[1]]
-    area = np.bincount(chart_vor[charted], minlength=n_poly).astype(float)
-    ice_field = noise(rng_ice, grid, size / 3, octaves=2)
-    ice_field += np.float32(rng_ice.uniform(0.5, 2.0)) * np.linspace(-1, 1, grid[0], dtype=np.float32)[:, None]
-    iceness = np.bincount(chart_vor.ravel(), ice_field.ravel(), minlength=n_poly) / np.maximum(
-        np.bincount(chart_vor.ravel(), minlength=n_poly), 1
-    )
-    del ice_field
-    coast_dist = ndimage.distance_transform_edt(sea_small) if (~sea_small).any() else np.full(grid, np.inf)
-    near_coast = ndimage.minimum(coast_dist, chart_vor + 1, index=np.arange(1, n_poly + 1)) < 0.04 * size
-    order = np.argsort(iceness)
-    cum = (np.cumsum(area[order]) - area[order] / 2) / max(area.sum(), 1)
-    water = np.zeros(n_poly, bool)
-    water[order[cum < targets.water_share]] = True
-    # a real scene with a sliver of ice keeps it (95 of the 121 real training scenes that are >= 95 % water hold
-    # some ice, 59 some with a stage): the smallest of the three iciest charted polygons, where rounding to whole
-    # polygons left none
-    charted_ids = order[area[order] > 0]
-    if targets.water_share < 1 and charted_ids.size and not (area[~water] > 0).any():
-        top = charted_ids[-3:]
-        water[top[np.argmin(area[top])]] = False
-    ranks = np.empty(n_poly)
-    ranks[order] = np.linspace(0, 1, n_poly)
-    ice_ids = np.flatnonzero(~water)
-    tenths = icechart.assign_by_rank(rng_ice, ranks[ice_ids], area[ice_ids], targets.sic_probs)
-    lut_tenths = dict(zip(ice_ids.tolist(), tenths.tolist(), strict=True))
-    # floe size grows with the distance from open water (the ice edge), not with the local concentration
-    water_px = np.isin(chart_vor, np.flatnonzero(water)) & charted
-    if water_px.any():
-        edge_dist = ndimage.distance_transform_edt(~water_px)
-    else:  # the ice edge lies outside the scene, off one side
-        a = rng_ice.uniform(0, 2 * np.pi)
-        yy, xx = np.mgrid[0 : grid[0], 0 : grid[1]]
-        edge_dist = np.cos(a) * yy + np.sin(a) * xx
-    cells = np.maximum(np.bincount(chart_vor.ravel(), minlength=n_poly), 1)  # a polygon may hold no cell
-    mean_dist = np.bincount(chart_vor.ravel(), edge_dist.ravel(), minlength=n_poly) / cells
-    dist_rank = np.argsort(np.argsort(mean_dist)) / max(1, n_poly - 1)
-    floe_probs = np.r_[targets.floe_probs[:4], targets.floe_probs[4:].sum()]  # bergs: own polygons
-    floes = icechart.assign_by_rank(rng_ice, dist_rank[ice_ids], area[ice_ids], floe_probs)
-    lut_floe = dict(zip(ice_ids.tolist(), floes.tolist(), strict=True))
-    # in the freezing season stages age with the distance from open water too: new and young ice forms at
-    # the ice edge and in open leads, older ice lies further in (real CIS chart of 2020-11-02: Spearman 0.45 in
-    # 400 km tiles, bench/chart_structure.py). In the melt season (no new ice) a polygon's stage is drawn alone.
-    lut_stage: dict[int, int | None] = dict.fromkeys(ice_ids.tolist())
-    if month in surface.FREEZING_MONTHS:
-        stages = icechart.assign_by_rank(rng_ice, dist_rank[ice_ids], area[ice_ids], targets.sod_probs)
-        lut_stage = dict(zip(ice_ids.tolist(), stages.tolist(), strict=True))
-    cold = month in (11, 12, 1, 2, 3, 4, 5, 6)
-    berg_p = 0.03 if spec.service == "dmi" and spec.real.counts["FLOE"][6] > 0 else 0.0
-    # which ice polygons the analyst gave a stage and a form (the template's shares of ice pixels); a template
-    # with any such pixel gets at least one, its largest charted ice polygon (else small-ice scenes lose them)
-    sod_ok = rng_ice.random(n_poly) < targets.p_sod
-    floe_ok = rng_ice.random(n_poly) < targets.p_floe
-    charted_ice = np.flatnonzero(~water & (area > 0))
-    if charted_ice.size:
-        biggest = charted_ice[np.argmax(area[charted_ice])]
-        sod_ok[biggest] |= targets.p_sod > 0 and not sod_ok[charted_ice].any()
-        floe_ok[biggest] |= targets.p_floe > 0 and not floe_ok[charted_ice].any()
-    polys: list[Polygon] = []
-    for p in range(n_poly):
-        if water[p]:
-            polys.append(icechart.water_polygon(spec.service))
-            continue
-        if rng_ice.random() < berg_p:
-            polys.append(icechart.berg_polygon(rng_ice))
-            continue
-        sod_valid, floe_valid = bool(sod_ok[p]), bool(floe_ok[p])
-        fast = bool(cold and near_coast[p] and not floe_valid and rng_ice.random() < 0.5)
-        polys.append(icechart.ice_polygon(rng_ice, spec.service, lut_tenths[p], targets, floe=lut_floe[p],
-                                          sod_valid=sod_valid, floe_valid=floe_valid, fast=fast,
-                                          stage=lut_stage[p]))  # fmt: skip
-    land_poly = Polygon("L")  # land: POLY_TYPE L with every code not filled -> no label
-
-    # polygon ids 1..n_poly for sea, n_poly + 1 for land (index 0 unused)
-    n_ids = n_poly + 2
-    luts = {c: np.full(n_ids, schema.CHART_FILL, np.uint8) for c in schema.CHARTS}
-    for p, poly in enumerate(polys):
-        for c, v in zip(schema.CHARTS, poly.labels, strict=True):
-            luts[c][p + 1] = v
-
-    def full(vor: np.ndarray) -> np.ndarray:
-        return np.repeat(np.repeat(vor + 1, step, axis=0), step, axis=1)[:rows, :cols]
-
-    pid = full(chart_vor)
-    pid[land] = n_poly + 1
-    labels = {c: luts[c][pid] for c in schema.CHARTS}
+    theta_col, flip, nodata = _swath(rng_geo, shape)
+    chart_gap, land, terrain = _coverage(rng_geo, nodata, targets.masked_share, zoom)
+    grid = _polygon_grids(rng_geo, rng_ice, shape)
+    polys = _egg_codes(rng_ice, grid, spec, targets, sea=~land, charted=~land & ~chart_gap)
+    pid = grid.full(grid.chart)
+    pid[land] = grid.n_poly + 1
+    labels = _labels(polys, pid)
 
     # ---- the true surface under the chart ------------------------------------------------------------------
-    c_grid = surface.true_concentration(rng_ice, polys, true_vor)
-    truth = surface.build(rng_ice, polys, full(true_vor), c_grid, land, month=month, extent_px=extent)
-    del true_vor, c_grid
+    c_grid = surface.true_concentration(rng_ice, polys, grid.true)
+    truth = surface.build(rng_ice, polys, grid.full(grid.true), c_grid, land, month=month, extent_px=extent)
+    del c_grid
 
     # ---- weather, ERA5, AMSR2 on the 2 km grid ---------------------------------------------------------------
     fr = block_counts(truth.surf, N_SURF, schema.CELL_RAW)
-    nr, nc = fr.shape[:2]
     q = scene_quantiles(seed, spec.index)
-    wx_ = weather.make(rng_met, (nr, nc), month=month, lat=float(np.mean(region.lat)), zoom=zoom, quantiles=q)
+    wx_ = weather.make(rng_met, fr.shape[:2], month=month, lat=float(np.mean(region.lat)), zoom=zoom, quantiles=q)
     btemp = radiometer.brightness(rng_met, fr, wx_, month=month, zoom=zoom, quantile=float(q[5]))
 
     # ---- SAR ---------------------------------------------------------------------------------------------------
@@ -254,33 +131,17 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
     hh, hv = sar.backscatter(rng_sar, truth, theta_col, speed_px, dir_px, terrain=terrain if land.any() else None,
                              melt=melt)  # fmt: skip
     del speed_px, dir_px, terrain
-    surf, conc, lead = truth.surf, truth.concentration, truth.lead
-    del truth
     hh[nodata] = np.nan
     hv[nodata] = np.nan
 
-    # ---- distance to land -> zones (spec §2), in the miniature's km so that zones do not depend on size ----
-    dstep = max(1, int(np.ceil(np.sqrt(rows * cols / 6.5e6))))
-    land_d = land[::dstep, ::dstep]
-    km_per_px = 1 / (PX_PER_KM * zoom)
-    if land_d.any():
-        dist_km = ndimage.distance_transform_edt(~land_d).astype(np.float32) * np.float32(dstep * km_per_px)
-        dist_km = np.repeat(np.repeat(dist_km, dstep, axis=0), dstep, axis=1)[:rows, :cols]
-    else:  # coast outside the scene: 120-800 km off one side
-        d0 = float(rng_geo.uniform(120, 800))
-        ramp = np.linspace(0, cols * km_per_px, cols, dtype=np.float32)[None, :]
-        dist_km = np.broadcast_to(d0 + (ramp if rng_geo.random() < 0.5 else ramp[:, ::-1]), shape)
-    zones = schema.distance_zone(np.maximum(dist_km, 0.02)).astype(np.float32)
-    del dist_km
-    zones[land] = 0
+    zones = _distance_zones(rng_geo, land, zoom)
     zones[nodata] = np.nan
-
     polygon = pid.astype(np.float32)
     polygon[nodata | chart_gap] = np.nan
     del pid
     codes = [";".join(schema.POLYGON_CODES_HEADER)]
     codes += [poly.code_row(p + 1) for p, poly in enumerate(polys)]
-    codes.append(land_poly.code_row(n_poly + 1))
+    codes.append(Polygon("L").code_row(grid.n_poly + 1))  # land: POLY_TYPE L, every code not filled: no label
     for name in schema.CHARTS:
         labels[name][nodata | chart_gap] = schema.CHART_FILL
 
@@ -299,7 +160,204 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
         swath=sar.swath_segments(theta_col, rows, nodata),
         coarse={**btemp, **wx_.era5},
     )
-    return Scene(ds, labels, surf, conc, lead, wx_)
+    return Scene(ds, labels, truth.surf, truth.concentration, truth.lead, wx_)
+
+
+def _swath(r: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, bool, np.ndarray]:
+    """Incidence angle per sample, whether the swath is flipped, and the no-data edges (wiggly sides, top rows)."""
+    rows, cols = shape
+    theta_col, flip = sar.incidence(r, cols)
+    edge_w = max(2, int(0.02 * cols))
+    left = edge_w * (0.3 + np.abs(noise(r, (rows, 1), rows / 6, octaves=3)[:, 0]))
+    right = cols - 1 - edge_w * (0.3 + np.abs(noise(r, (rows, 1), rows / 6, octaves=3)[:, 0]))
+    top = int(r.integers(0, max(1, rows // 100) + 1))
+    c_idx = np.arange(cols, dtype=np.float32)[None, :]
+    nodata = (c_idx < left[:, None]) | (c_idx > right[:, None])
+    nodata[:top] = True
+    return theta_col, flip, nodata
+
+
+def _coverage(r: np.random.Generator, nodata: np.ndarray, masked_share: float, zoom: float
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Where the chart ends and where land is: together with the no-data edges, the template's masked share.
+
+    Returns the chart gap (sea the chart does not cover), the land mask and the land's height field.
+    """
+    rows, cols = shape = nodata.shape
+    chart_gap = np.zeros(shape, bool)
+    masked_left = max(0.0, masked_share - float(nodata.mean()))
+    # chart gap against land: no real figure splits the masked share; U[0.3, 0.8] (was U[0.2, 0.7]) with the coast
+    # of _land puts the mean distance zone on the organisers' (23.6), where too much land pulled it 2.6 zones low
+    gap_share = masked_left * float(r.uniform(0.3, 0.8)) if masked_left > 0.03 else 0.0
+    if gap_share > 0:  # the chart ends along a wiggly line across the image (a regional chart's border)
+        a = r.uniform(0, 2 * np.pi)
+        yy = np.linspace(-1, 1, rows, dtype=np.float32)[:, None]
+        xx = np.linspace(-1, 1, cols, dtype=np.float32)[None, :]
+        side = np.cos(a) * yy + np.sin(a) * xx + 0.08 * noise(r, shape, max(shape) / 4, octaves=3)
+        side[nodata] = -np.inf
+        sub = side[:: max(1, rows // 300), :: max(1, cols // 300)]
+        chart_gap = side > np.quantile(sub, 1 - gap_share)
+    # land: the rest of the masked share (land also falls in gaps: its share of the rest)
+    rest = 1 - float(nodata.mean()) - float(chart_gap.mean())
+    land_share = float(np.clip((masked_left - chart_gap.mean()) / max(1e-6, rest), 0, 0.95))
+    land, terrain = _land(r, shape, zoom, land_share)
+    return chart_gap, land, terrain
+
+
+@dataclass
+class _Grids:
+    """The chart's polygons and the truth's on a coarse grid (``step`` raw pixels per cell)."""
+
+    shape: tuple[int, int]  #: raw grid
+    step: int
+    n_poly: int
+    chart: np.ndarray  #: chart polygon index (0..n_poly - 1) per cell: generalised edges
+    true: np.ndarray  #: true polygon index per cell: the same polygons, edges displaced and rougher
+
+    @property
+    def cells(self) -> tuple[int, int]:
+        return self.chart.shape
+
+    def full(self, vor: np.ndarray) -> np.ndarray:
+        """Polygon ids 1..n_poly per raw pixel."""
+        rows, cols = self.shape
+        return np.repeat(np.repeat(vor + 1, self.step, axis=0), self.step, axis=1)[:rows, :cols]
+
+    def coarse(self, mask: np.ndarray) -> np.ndarray:
+        """A raw-grid mask sampled on the polygon grid."""
+        return mask[:: self.step, :: self.step][: self.cells[0], : self.cells[1]]
+
+
+def _polygon_grids(rng_geo: np.random.Generator, rng_ice: np.random.Generator, shape: tuple[int, int]) -> _Grids:
+    """Chart polygons (noise-warped Voronoi cells) and the true boundaries (displaced by a few km, rougher)."""
+    rows, cols = shape
+    step = max(1, int(np.ceil(np.sqrt(rows * cols / 1.5e6))))
+    grid = (-(-rows // step), -(-cols // step))
+    n_poly = int(rng_geo.integers(20, 91))  # a 400 km scene crosses some 20-90 chart polygons
+    points = rng_geo.uniform([0, 0], [grid[0], grid[1]], size=(n_poly, 2))
+    size = float(max(grid))
+    gy, gx = np.mgrid[0 : grid[0], 0 : grid[1]].astype(np.float32)
+    warp = 0.35 * np.sqrt(grid[0] * grid[1] / n_poly)
+    wy = warp * noise(rng_geo, grid, size / 8, octaves=2)
+    wx = warp * noise(rng_geo, grid, size / 8, octaves=2)
+    chart_vor = _voronoi(points, gy + wy, gx + wx)
+    shift = 0.012 * size  # analyst's edge displacement, ~5 km at full size
+    rough = 0.004 * size
+    wy += shift * noise(rng_ice, grid, size / 6) + rough * noise(rng_ice, grid, size / 40, octaves=3)
+    wx += shift * noise(rng_ice, grid, size / 6) + rough * noise(rng_ice, grid, size / 40, octaves=3)
+    return _Grids(shape, step, n_poly, chart_vor, _voronoi(points, gy + wy, gx + wx))
+
+
+def _egg_codes(r: np.random.Generator, grid: _Grids, spec: SceneSpec, targets: Targets, *, sea: np.ndarray,
+               charted: np.ndarray) -> list[Polygon]:  # fmt: skip
+    """Egg code of every chart polygon: which are water, then concentration, floe size and stage by rank.
+
+    ``sea`` and ``charted`` are raw-grid masks (not land; not land and inside the chart's coverage).
+    """
+    n_poly, chart_vor = grid.n_poly, grid.chart
+    cells = grid.cells
+    size = float(max(cells))
+    sea_small, charted = grid.coarse(sea), grid.coarse(charted)
+    area = np.bincount(chart_vor[charted], minlength=n_poly).astype(float)
+    # water by an ice-edge field: the template's open-water share goes to the polygons lowest on it
+    ice_field = noise(r, cells, size / 3, octaves=2)
+    ice_field += np.float32(r.uniform(0.5, 2.0)) * np.linspace(-1, 1, cells[0], dtype=np.float32)[:, None]
+    iceness = np.bincount(chart_vor.ravel(), ice_field.ravel(), minlength=n_poly) / np.maximum(
+        np.bincount(chart_vor.ravel(), minlength=n_poly), 1
+    )
+    del ice_field
+    coast_dist = ndimage.distance_transform_edt(sea_small) if (~sea_small).any() else np.full(cells, np.inf)
+    near_coast = ndimage.minimum(coast_dist, chart_vor + 1, index=np.arange(1, n_poly + 1)) < 0.04 * size
+    order = np.argsort(iceness)
+    cum = (np.cumsum(area[order]) - area[order] / 2) / max(area.sum(), 1)
+    water = np.zeros(n_poly, bool)
+    water[order[cum < targets.water_share]] = True
+    # a real scene with a sliver of ice keeps it (95 of the 121 real training scenes that are >= 95 % water hold
+    # some ice, 59 some with a stage): the smallest of the three iciest charted polygons, where rounding to whole
+    # polygons left none
+    charted_ids = order[area[order] > 0]
+    if targets.water_share < 1 and charted_ids.size and not (area[~water] > 0).any():
+        top = charted_ids[-3:]
+        water[top[np.argmin(area[top])]] = False
+    ranks = np.empty(n_poly)
+    ranks[order] = np.linspace(0, 1, n_poly)
+    ice_ids = np.flatnonzero(~water)
+    tenths = icechart.assign_by_rank(r, ranks[ice_ids], area[ice_ids], targets.sic_probs)
+    lut_tenths = dict(zip(ice_ids.tolist(), tenths.tolist(), strict=True))
+    # floe size grows with the distance from open water (the ice edge), not with the local concentration
+    water_px = np.isin(chart_vor, np.flatnonzero(water)) & charted
+    if water_px.any():
+        edge_dist = ndimage.distance_transform_edt(~water_px)
+    else:  # the ice edge lies outside the scene, off one side
+        a = r.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0 : cells[0], 0 : cells[1]]
+        edge_dist = np.cos(a) * yy + np.sin(a) * xx
+    per_poly = np.maximum(np.bincount(chart_vor.ravel(), minlength=n_poly), 1)  # a polygon may hold no cell
+    mean_dist = np.bincount(chart_vor.ravel(), edge_dist.ravel(), minlength=n_poly) / per_poly
+    dist_rank = np.argsort(np.argsort(mean_dist)) / max(1, n_poly - 1)
+    floe_probs = np.r_[targets.floe_probs[:4], targets.floe_probs[4:].sum()]  # bergs: own polygons
+    floes = icechart.assign_by_rank(r, dist_rank[ice_ids], area[ice_ids], floe_probs)
+    lut_floe = dict(zip(ice_ids.tolist(), floes.tolist(), strict=True))
+    # in the freezing season stages age with the distance from open water too: new and young ice forms at
+    # the ice edge and in open leads, older ice lies further in (real CIS chart of 2020-11-02: Spearman 0.45 in
+    # 400 km tiles, bench/chart_structure.py). In the melt season (no new ice) a polygon's stage is drawn alone.
+    month = spec.start.month
+    lut_stage: dict[int, int | None] = dict.fromkeys(ice_ids.tolist())
+    if month in surface.FREEZING_MONTHS:
+        stages = icechart.assign_by_rank(r, dist_rank[ice_ids], area[ice_ids], targets.sod_probs)
+        lut_stage = dict(zip(ice_ids.tolist(), stages.tolist(), strict=True))
+    cold = month in (11, 12, 1, 2, 3, 4, 5, 6)
+    berg_p = 0.03 if spec.service == "dmi" and spec.real.counts["FLOE"][6] > 0 else 0.0
+    # which ice polygons the analyst gave a stage and a form (the template's shares of ice pixels); a template
+    # with any such pixel gets at least one, its largest charted ice polygon (else small-ice scenes lose them)
+    sod_ok = r.random(n_poly) < targets.p_sod
+    floe_ok = r.random(n_poly) < targets.p_floe
+    charted_ice = np.flatnonzero(~water & (area > 0))
+    if charted_ice.size:
+        biggest = charted_ice[np.argmax(area[charted_ice])]
+        sod_ok[biggest] |= targets.p_sod > 0 and not sod_ok[charted_ice].any()
+        floe_ok[biggest] |= targets.p_floe > 0 and not floe_ok[charted_ice].any()
+    polys: list[Polygon] = []
+    for p in range(n_poly):
+        if water[p]:
+            polys.append(icechart.water_polygon(spec.service))
+            continue
+        if r.random() < berg_p:
+            polys.append(icechart.berg_polygon(r))
+            continue
+        sod_valid, floe_valid = bool(sod_ok[p]), bool(floe_ok[p])
+        fast = bool(cold and near_coast[p] and not floe_valid and r.random() < 0.5)
+        polys.append(icechart.ice_polygon(r, spec.service, lut_tenths[p], targets, floe=lut_floe[p],
+                                          sod_valid=sod_valid, floe_valid=floe_valid, fast=fast,
+                                          stage=lut_stage[p]))  # fmt: skip
+    return polys
+
+
+def _labels(polys: list[Polygon], pid: np.ndarray) -> dict[str, np.ndarray]:
+    """The chart's classes per raw pixel from polygon ids ``pid`` (1..n for sea, n + 1 for land: no label)."""
+    luts = {c: np.full(len(polys) + 2, schema.CHART_FILL, np.uint8) for c in schema.CHARTS}
+    for p, poly in enumerate(polys):
+        for c, v in zip(schema.CHARTS, poly.labels, strict=True):
+            luts[c][p + 1] = v
+    return {c: luts[c][pid] for c in schema.CHARTS}
+
+
+def _distance_zones(r: np.random.Generator, land: np.ndarray, zoom: float) -> np.ndarray:
+    """Distance to land as zones (spec §2), in the miniature's km so that zones do not depend on size; land 0."""
+    rows, cols = shape = land.shape
+    dstep = max(1, int(np.ceil(np.sqrt(rows * cols / 6.5e6))))
+    land_d = land[::dstep, ::dstep]
+    km_per_px = 1 / (PX_PER_KM * zoom)
+    if land_d.any():
+        dist_km = ndimage.distance_transform_edt(~land_d).astype(np.float32) * np.float32(dstep * km_per_px)
+        dist_km = np.repeat(np.repeat(dist_km, dstep, axis=0), dstep, axis=1)[:rows, :cols]
+    else:  # coast outside the scene: 120-800 km off one side
+        d0 = float(r.uniform(120, 800))
+        ramp = np.linspace(0, cols * km_per_px, cols, dtype=np.float32)[None, :]
+        dist_km = np.broadcast_to(d0 + (ramp if r.random() < 0.5 else ramp[:, ::-1]), shape)
+    zones = schema.distance_zone(np.maximum(dist_km, 0.02)).astype(np.float32)
+    zones[land] = 0
+    return zones
 
 
 def _assemble(

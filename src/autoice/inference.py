@@ -112,6 +112,94 @@ def _passes(models: Sequence[torch.nn.Module], x: torch.Tensor, sic_mode: str, t
             yield scores
 
 
+class _Strip:
+    """Blended scores of the rows not yet final: tiles add into it, finished rows leave it as classes.
+
+    Holds the rows from the first non-final one down to the lowest tile seen, so memory is a few tile
+    heights of the scene's width.
+    """
+
+    def __init__(self, h: int, w: int, k: dict[str, int], *, regression: bool, uncertainty: bool,
+                 water_rule: float) -> None:  # fmt: skip
+        self.w, self.k, self.regression, self.water_rule = w, k, regression, water_rule
+        self.classes = {c: np.zeros((h, w), dtype=np.uint8) for c in schema.CHARTS}
+        self.unc = {c: np.zeros((h, w), dtype=np.float32) for c in schema.CHARTS} if uncertainty else None
+        self.lo = 0  #: first row not yet final
+        self.acc = {c: np.zeros((k[c], 0, w), dtype=np.float32) for c in schema.CHARTS}
+        self.weight = np.zeros((0, w), dtype=np.float32)
+        #: sum of squared SIC values (the regression head's spread), when uncertainty is asked
+        self.sq = np.zeros((0, w), dtype=np.float32) if uncertainty and regression else None
+
+    def grow(self, to: int) -> None:
+        """Make room for rows up to ``to`` (exclusive)."""
+        extra = to - self.lo - self.weight.shape[0]
+        if extra <= 0:
+            return
+        for c in schema.CHARTS:
+            self.acc[c] = np.concatenate([self.acc[c], np.zeros((self.k[c], extra, self.w), np.float32)], axis=1)
+        self.weight = np.concatenate([self.weight, np.zeros((extra, self.w), dtype=np.float32)])
+        if self.sq is not None:
+            self.sq = np.concatenate([self.sq, np.zeros((extra, self.w), dtype=np.float32)])
+
+    def add(self, r0: int, r1: int, c0: int, c1: int, scores: dict[str, np.ndarray], sic_sq: np.ndarray | None,
+            win: np.ndarray) -> None:  # fmt: skip
+        """Add one tile's mean scores (and mean squared SIC), weighted by its blending window."""
+        rows = slice(r0 - self.lo, r1 - self.lo)
+        for c, s in scores.items():
+            self.acc[c][:, rows, c0:c1] += s * win
+        if self.sq is not None and sic_sq is not None:
+            self.sq[rows, c0:c1] += sic_sq * win
+        self.weight[rows, c0:c1] += win
+
+    def finalize(self, upto: int) -> None:
+        """Turn rows up to ``upto`` (exclusive) into classes and uncertainty; drop their sums."""
+        n = upto - self.lo
+        if n <= 0:
+            return
+        lo, wgt = self.lo, self.weight[:n]
+        water = None
+        if self.water_rule > 0:
+            sod, floe = self.acc["SOD"][0, :n] / wgt, self.acc["FLOE"][0, :n] / wgt
+            water = (sod >= self.water_rule) & (floe >= self.water_rule)
+        for c in schema.CHARTS:
+            mean = self.acc[c][:, :n] / wgt
+            if c == "SIC" and self.regression:
+                self.classes[c][lo:upto] = np.clip(np.rint(mean[0]), 0, schema.N_CLASSES[c] - 1).astype(np.uint8)
+                if self.unc is not None and self.sq is not None:
+                    self.unc[c][lo:upto] = np.sqrt(np.maximum(self.sq[:n] / wgt - mean[0] ** 2, 0.0))
+            else:
+                self.classes[c][lo:upto] = np.argmax(mean, axis=0).astype(np.uint8)
+                if self.unc is not None:
+                    p = np.clip(mean, 1e-12, 1.0)
+                    self.unc[c][lo:upto] = -(p * np.log(p)).sum(axis=0)
+            self.acc[c] = self.acc[c][:, n:]
+        if water is not None:
+            self.classes["SIC"][lo:upto][water] = 0
+        self.weight = self.weight[n:]
+        if self.sq is not None:
+            self.sq = self.sq[n:]
+        self.lo = upto
+
+
+def _tile_scores(nets: Sequence[torch.nn.Module], x: torch.Tensor, crop: tuple[slice, slice], *, sic_mode: str,
+                 tta: bool, amp: bool, squares: bool) -> tuple[dict[str, np.ndarray], np.ndarray | None]:  # fmt: skip
+    """One tile's scores averaged over models and flips, cropped to the tile.
+
+    With ``squares`` also the mean squared SIC value (the regression head's spread), else None.
+    """
+    n_pass = 0
+    summed: dict[str, np.ndarray] = {}
+    sic_sq = None
+    for scores in _passes(nets, x, sic_mode, tta, amp):
+        n_pass += 1
+        for c, s in scores.items():
+            arr = s[0, :, crop[0], crop[1]].cpu().numpy()
+            summed[c] = summed[c] + arr if c in summed else arr
+            if c == "SIC" and squares:
+                sic_sq = sic_sq + arr[0] ** 2 if sic_sq is not None else arr[0] ** 2
+    return {c: s / n_pass for c, s in summed.items()}, None if sic_sq is None else sic_sq / n_pass
+
+
 @torch.no_grad()
 def predict_scene(
     models: torch.nn.Module | Sequence[torch.nn.Module],
@@ -152,81 +240,20 @@ def predict_scene(
     _, h, w = inputs.shape
     if tile is None:
         tile = max(h, w)
-    k = channels_per_chart(sic_mode)
     regression = sic_mode == "regression"
     row_tiles, col_tiles = tiles(h, tile, overlap), tiles(w, tile, overlap)
     ov_h = overlap if len(row_tiles) > 1 else 0
     ov_w = overlap if len(col_tiles) > 1 else 0
-    classes = {c: np.zeros((h, w), dtype=np.uint8) for c in schema.CHARTS}
-    unc = {c: np.zeros((h, w), dtype=np.float32) for c in schema.CHARTS} if uncertainty else None
-    lo = 0  # first row not yet final
-    acc: dict[str, np.ndarray] = {}
-    sq: np.ndarray | None = None  # sum of squared SIC values (regression spread)
-    weight = np.zeros((0, w), dtype=np.float32)
-
-    def grow(to: int) -> None:
-        nonlocal weight, sq
-        extra = to - lo - weight.shape[0]
-        if extra <= 0:
-            return
-        for c in schema.CHARTS:
-            old = acc.get(c, np.zeros((k[c], 0, w), dtype=np.float32))
-            acc[c] = np.concatenate([old, np.zeros((k[c], extra, w), dtype=np.float32)], axis=1)
-        weight = np.concatenate([weight, np.zeros((extra, w), dtype=np.float32)])
-        if uncertainty and regression:
-            old_sq = sq if sq is not None else np.zeros((0, w), dtype=np.float32)
-            sq = np.concatenate([old_sq, np.zeros((extra, w), dtype=np.float32)])
-
-    def finalize(upto: int) -> None:
-        nonlocal lo, weight, sq
-        n = upto - lo
-        if n <= 0:
-            return
-        wgt = weight[:n]
-        water = None
-        if water_rule > 0:
-            water = (acc["SOD"][0, :n] / wgt >= water_rule) & (acc["FLOE"][0, :n] / wgt >= water_rule)
-        for c in schema.CHARTS:
-            mean = acc[c][:, :n] / wgt
-            if c == "SIC" and regression:
-                classes[c][lo:upto] = np.clip(np.rint(mean[0]), 0, schema.N_CLASSES[c] - 1).astype(np.uint8)
-                if unc is not None and sq is not None:
-                    unc[c][lo:upto] = np.sqrt(np.maximum(sq[:n] / wgt - mean[0] ** 2, 0.0))
-            else:
-                classes[c][lo:upto] = np.argmax(mean, axis=0).astype(np.uint8)
-                if unc is not None:
-                    p = np.clip(mean, 1e-12, 1.0)
-                    unc[c][lo:upto] = -(p * np.log(p)).sum(axis=0)
-            acc[c] = acc[c][:, n:]
-        if water is not None:
-            classes["SIC"][lo:upto][water] = 0
-        weight = weight[n:]
-        if sq is not None:
-            sq = sq[n:]
-        lo = upto
-
+    m = max(0, min(int(margin), h - 1, w - 1))
+    strip = _Strip(h, w, channels_per_chart(sic_mode), regression=regression, uncertainty=uncertainty,
+                   water_rule=water_rule)  # fmt: skip
     for i, (r0, r1) in enumerate(row_tiles):
-        grow(r1)
+        strip.grow(r1)
         for c0, c1 in col_tiles:
-            m = max(0, min(int(margin), h - 1, w - 1))
             x = torch.from_numpy(_tile_inputs(inputs, r0, r1, c0, c1, m))[None].to(dev)
-            win = _window(r1 - r0, c1 - c0, ov_h, ov_w)
-            n_pass = 0
-            summed: dict[str, np.ndarray] = {}
-            sic_sq = None
-            for scores in _passes(nets, x, sic_mode, tta, amp):
-                n_pass += 1
-                for c, s in scores.items():
-                    arr = s[0, :, m : m + r1 - r0, m : m + c1 - c0].cpu().numpy()
-                    summed[c] = summed[c] + arr if c in summed else arr
-                    if c == "SIC" and regression and uncertainty:
-                        sic_sq = sic_sq + arr[0] ** 2 if sic_sq is not None else arr[0] ** 2
-            rows = slice(r0 - lo, r1 - lo)
-            for c, s in summed.items():
-                acc[c][:, rows, c0:c1] += (s / n_pass) * win
-            if sq is not None and sic_sq is not None:
-                sq[rows, c0:c1] += (sic_sq / n_pass) * win
-            weight[rows, c0:c1] += win
-        final = row_tiles[i + 1][0] if i + 1 < len(row_tiles) else h
-        finalize(final)
-    return SceneOutput(classes, unc)
+            crop = (slice(m, m + r1 - r0), slice(m, m + c1 - c0))
+            scores, sic_sq = _tile_scores(nets, x, crop, sic_mode=sic_mode, tta=tta, amp=amp,
+                                          squares=regression and uncertainty)  # fmt: skip
+            strip.add(r0, r1, c0, c1, scores, sic_sq, _window(r1 - r0, c1 - c0, ov_h, ov_w))
+        strip.finalize(row_tiles[i + 1][0] if i + 1 < len(row_tiles) else h)
+    return SceneOutput(strip.classes, strip.unc)

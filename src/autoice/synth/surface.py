@@ -12,7 +12,9 @@ The chart is an analyst's summary of this field, not its source pixel for pixel 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import ndimage, special
@@ -90,21 +92,50 @@ def build(rng: np.random.Generator, polys: list[Polygon], pid: np.ndarray, c_gri
         month: 1..12 (refrozen leads in the cold season).
         extent_px: the scene's extent in raw pixels (scales of structures tied to the scene).
     """
-    shape = pid.shape
-    n_ids = len(polys) + 2
-    c = upsample(c_grid, shape)
+    c = upsample(c_grid, pid.shape)
     poly_px = extent_px / np.sqrt(max(len(polys), 1))
-    # ---- floes: a mixture of scales per FLOE class (form of the polygon's largest partial) --------------
-    lut_floe = np.zeros(n_ids, np.uint8)
+    fast = _lut(polys, bool, lambda p: p.fast)[pid]
+    floe = _floes(rng, polys, pid, poly_px)
+    lead, across = _leads(rng, floe, c, fast, extent_px)
+    # ice where floes are, in looser ice; in pack ice everywhere but leads and cracks
+    pack = c >= _PACK
+    is_ice = np.where(pack, ~lead, special.ndtr(floe) < c)
+    surf = _ice_types(rng, polys, pid, poly_px, is_ice)
+    # refrozen leads (nilas) in the cold season, open in the melt season (P§3.2 leads)
+    if month in FREEZING_MONTHS:
+        refrozen = lead & (noise(rng, pid.shape, across) > -0.2)
+        surf[refrozen] = NEW
+    surf[land] = LAND
+    deformed, texture, ridge = _deformation(rng, surf, fast, poly_px)
+    return Surface(surf, texture, ridge, floe, c, lead, deformed)
+
+
+def _lut(polys: list[Polygon], dtype: type, value: Callable[[Polygon], Any]) -> np.ndarray:
+    """A per-id lookup table (ids 1..n for the polygons; 0 and n + 1 stay zero)."""
+    lut = np.zeros(len(polys) + 2, dtype)
     for p, poly in enumerate(polys):
-        lut_floe[p + 1] = min(poly.floe_class, 6)
-    w_pix = lut_floe[pid]
-    floe = np.zeros(shape, np.float32)
+        lut[p + 1] = value(poly)
+    return lut
+
+
+def _floes(rng: np.random.Generator, polys: list[Polygon], pid: np.ndarray, poly_px: float) -> np.ndarray:
+    """Unit-std floe field: a mixture of scales per FLOE class (the form of the polygon's largest partial)."""
+    w_pix = _lut(polys, np.uint8, lambda p: min(p.floe_class, 6))[pid]
+    floe = np.zeros(pid.shape, np.float32)
     for k, s in enumerate(_FLOE_SCALES):
-        s = min(s, poly_px / 4)
-        floe += _FLOE_WEIGHTS[w_pix, k] * noise(rng, shape, s)
-    del w_pix
-    # ---- leads: two long, straight, intersecting systems; plus cracks between floes ----------------------
+        floe += _FLOE_WEIGHTS[w_pix, k] * noise(rng, pid.shape, min(s, poly_px / 4))
+    return floe
+
+
+def _leads(rng: np.random.Generator, floe: np.ndarray, c: np.ndarray, fast: np.ndarray, extent_px: float
+           ) -> tuple[np.ndarray, float]:  # fmt: skip
+    """Lead and crack pixels of pack ice (not fast ice), as many as its open water (1 - concentration).
+
+    Two long, straight, intersecting lead systems of segments of varying width, plus cracks between floes
+    (zero crossings of the floe field: a network with the floe spacing). Returns the mask and the leads'
+    across-scale in pixels (refrozen patches follow it).
+    """
+    shape = floe.shape
     a1 = rng.uniform(0, np.pi)
     a2 = a1 + rng.choice([-1, 1]) * rng.uniform(np.deg2rad(40), np.deg2rad(80))
     along, across = 0.5 * extent_px, max(6.0, 0.03 * extent_px)
@@ -115,26 +146,20 @@ def build(rng: np.random.Generator, polys: list[Polygon], pid: np.ndarray, c_gri
         active = noise(rng, shape, along / 3) > -0.4  # leads end: segments, not endless lines
         d = np.minimum(d, np.where(active, sys_ / width, np.inf))
         del sys_, width, active
-    crack = np.abs(floe) * 6.0  # zero crossings of the floe field: a network with the floe spacing
-    d = np.minimum(d, crack)
-    del crack
+    d = np.minimum(d, np.abs(floe) * 6.0)
     pack = c >= _PACK
-    lut_fast = np.zeros(n_ids, bool)
-    for p, poly in enumerate(polys):
-        lut_fast[p + 1] = poly.fast
-    fast = lut_fast[pid]
     sample = d[pack & ~fast][:: max(1, int(pack.sum() // 200_000))] if pack.any() else np.zeros(1, np.float32)
     levels = np.linspace(0, 0.2, 41)
     finite = sample[np.isfinite(sample)]
     thresholds = np.quantile(finite, levels) if finite.size else np.zeros_like(levels)
     t = np.interp(1.0 - c, levels, thresholds).astype(np.float32)
-    lead = pack & ~fast & (d < t)
-    del d, t
-    # ---- ice where floes are, in looser ice --------------------------------------------------------------
-    loose_ice = special.ndtr(floe) < c
-    is_ice = np.where(pack, ~lead, loose_ice)
-    del loose_ice
-    # ---- partial ice types, shares a little off the chart's -----------------------------------------------
+    return pack & ~fast & (d < t), across
+
+
+def _ice_types(rng: np.random.Generator, polys: list[Polygon], pid: np.ndarray, poly_px: float,
+               is_ice: np.ndarray) -> np.ndarray:  # fmt: skip
+    """Surface class per pixel: the polygon's partial ice types, in shares a little off the chart's."""
+    n_ids = len(polys) + 2
     lut_cls = np.zeros((n_ids, 3), np.uint8)
     lut_cum = np.ones((n_ids, 3), np.float32)
     for p, poly in enumerate(polys):
@@ -145,7 +170,7 @@ def build(rng: np.random.Generator, polys: list[Polygon], pid: np.ndarray, c_gri
             lut_cls[p + 1, k:] = poly.type_classes[-1]
             lut_cum[p + 1, :k] = np.cumsum(shares / shares.sum())
     # partial types in patches of a few km (miniature: a third of a polygon), bigger than an AMSR2 cell
-    u_type = special.ndtr(noise(rng, shape, poly_px / 3, octaves=2))
+    u_type = special.ndtr(noise(rng, pid.shape, poly_px / 3, octaves=2))
     surf = np.where(
         u_type <= lut_cum[:, 0][pid],
         lut_cls[:, 0][pid],
@@ -154,23 +179,27 @@ def build(rng: np.random.Generator, polys: list[Polygon], pid: np.ndarray, c_gri
     del u_type
     surf[~is_ice] = WATER
     surf[is_ice & (surf == WATER)] = NEW  # ice spread into water polygons across an edge: new/grey ice
-    # refrozen leads (nilas) in the cold season, open in the melt season (P§3.2 leads)
-    if month in FREEZING_MONTHS:
-        refrozen = lead & (noise(rng, shape, across) > -0.2)
-        surf[refrozen] = NEW
-    surf[land] = LAND
-    # ---- ridges and deformation texture: linear ridges by stage, level fast ice ----------------------------
-    # deformed zones of a few km (a sixth of a polygon): soft-edged patches covering DEFORMED_SHARE of a stage
+    return surf
+
+
+def _deformation(rng: np.random.Generator, surf: np.ndarray, fast: np.ndarray, poly_px: float
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Deformed zones, deformation texture and linear ridges by stage; fast ice level.
+
+    Deformed zones of a few km (a sixth of a polygon) are soft-edged patches covering DEFORMED_SHARE of a
+    stage; ridges (~1 km apart) are denser there. Returns (deformed weight, texture, ridge mask).
+    """
+    shape = surf.shape
     zone = special.ndtr(noise(rng, shape, poly_px / 6, octaves=2))
     share = DEFORMED_SHARE[surf]
     deformed = np.clip((zone - (1 - share)) / 0.08, 0, 1).astype(np.float16)
     deformed[fast] = 0
     del zone, share
     texture = noise(rng, shape, 6.0, octaves=3)
-    ridge_field = np.abs(oriented_noise(rng, shape, 60.0, 12.0, rng.uniform(0, np.pi)))  # ridges ~1 km apart
-    density = RIDGE_DENSITY[surf] * (1 + 2.0 * deformed.astype(np.float32))  # ridge fields in deformed zones
+    ridge_field = np.abs(oriented_noise(rng, shape, 60.0, 12.0, rng.uniform(0, np.pi)))
+    density = RIDGE_DENSITY[surf] * (1 + 2.0 * deformed.astype(np.float32))
     ridge = ridge_field < density * 1.25  # P(|N| < t) ~ 0.8 t for small t
     del ridge_field, density
     ridge &= ~fast
     texture[fast] *= 0.3
-    return Surface(surf, texture, ridge, floe, c, lead, deformed)
+    return deformed, texture, ridge

@@ -131,6 +131,8 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
     hh, hv = sar.backscatter(rng_sar, truth, theta_col, speed_px, dir_px, terrain=terrain if land.any() else None,
                              melt=melt)  # fmt: skip
     del speed_px, dir_px, terrain
+    surf, conc, lead = truth.surf, truth.concentration, truth.lead
+    del truth  # its texture and floe fields are two float32 copies of the raw grid
     hh[nodata] = np.nan
     hv[nodata] = np.nan
 
@@ -160,7 +162,7 @@ def generate_scene(spec: SceneSpec, seed: int) -> Scene:
         swath=sar.swath_segments(theta_col, rows, nodata),
         coarse={**btemp, **wx_.era5},
     )
-    return Scene(ds, labels, truth.surf, truth.concentration, truth.lead, wx_)
+    return Scene(ds, labels, surf, conc, lead, wx_)
 
 
 def _swath(r: np.random.Generator, shape: tuple[int, int]) -> tuple[np.ndarray, bool, np.ndarray]:

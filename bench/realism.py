@@ -150,6 +150,20 @@ def _read(nc: Any, name: str) -> np.ndarray:
     return np.asarray(nc.variables[name][:])
 
 
+def _charts(nc: Any) -> dict[str, np.ndarray]:
+    """The SIC/SOD/FLOE charts of an open scene or reference file, uint8 (255 = masked)."""
+    return {c: _read(nc, c).astype(np.uint8) for c in schema.CHARTS}
+
+
+def read_charts(path: Path) -> dict[str, np.ndarray]:
+    """The charts of a scene or reference file (see :func:`_charts`)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path) as nc:
+        nc.set_auto_maskandscale(False)
+        return _charts(nc)
+
+
 def texture(x: np.ndarray, size: int = 5) -> tuple[np.ndarray, np.ndarray]:
     """Mean and std over ``size`` x ``size`` pixels (5: what a per-pixel model can know of its neighbourhood)."""
     from scipy.ndimage import uniform_filter
@@ -212,12 +226,7 @@ def read_scene(path: Path, reference: Path | None, *, moments: Moments, rng: np.
         coarse = {v: _read(nc, v).astype(np.float32, copy=False) for v in schema.COARSE_VARIABLES}
         service, original = str(nc.getncattr("ice_service")), str(nc.getncattr("original_id"))
         key = str(nc.getncattr("scene_id")) if "scene_id" in nc.ncattrs() else path.name[: schema.SCENE_KEY_LENGTH]
-        if reference is None:
-            charts = {c: _read(nc, c).astype(np.uint8) for c in schema.CHARTS}
-    if reference is not None:
-        with netCDF4.Dataset(reference) as nc:
-            nc.set_auto_maskandscale(False)
-            charts = {c: _read(nc, c).astype(np.uint8) for c in schema.CHARTS}
+        charts = _charts(nc) if reference is None else read_charts(reference)
     height, width = full[schema.SAR_VARIABLES[0]].shape
     nodata = (full["nersc_sar_primary"] == 0) & (full["nersc_sar_secondary"] == 0) & (full["sar_incidenceangle"] == 0)
     valid_in = ~nodata
@@ -355,17 +364,13 @@ def polygon_average(chart: str, pred: np.ndarray, polygon: np.ndarray) -> np.nda
 def package_polygon_scores(package: Path, test: Sequence[Path], references: Sequence[Path], raws: Sequence[Path]
                            ) -> list[metrics.ScoreAccumulator]:  # fmt: skip
     """Per test scene: the submission's maps averaged over the scene's true chart polygons, scored."""
-    import netCDF4
-
     from autoice.submission import read_submission
 
     maps = read_submission(package)
     out = []
     for f, ref, raw in zip(test, references, raws, strict=True):
         pred = maps[f.name[: schema.SCENE_KEY_LENGTH]]
-        with netCDF4.Dataset(ref) as nc:
-            nc.set_auto_maskandscale(False)
-            charts = {c: _read(nc, c).astype(np.uint8) for c in schema.CHARTS}
+        charts = read_charts(ref)
         polygon = polygons_of(raw, charts["SIC"].shape)
         if polygon is None:
             raise ValueError(f"{raw}: its chart polygons do not halve to {ref}'s grid")

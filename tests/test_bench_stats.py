@@ -17,6 +17,7 @@ from realism import (  # noqa: E402
     paired_margin,
     polygon_average,
     polygons_of,
+    read_charts,
     read_scene,
     runs_draws,
     runs_interval,
@@ -129,15 +130,11 @@ def test_test_pixels_carry_the_chart_polygon_of_their_raw_scene(tmp_path):
 
 def test_a_package_averaged_over_the_true_polygons_removes_scatter_inside_them(tmp_path):
     """The U-Net oracle: maps right on average inside each polygon but scattered score ~perfect once averaged."""
-    import netCDF4
-
     from autoice import synth
     from autoice.submission import write_submission
 
     res = synth.synthesize(tmp_path, n_train=0, n_test=1, height=96, width=128, seed=11, progress=False)
-    with netCDF4.Dataset(res.reference[0]) as nc:
-        nc.set_auto_maskandscale(False)
-        ref = {c: np.asarray(nc.variables[c][:]) for c in schema.CHARTS}
+    ref = read_charts(res.reference[0])
     rng = np.random.default_rng(0)
     noisy = {}
     for c in schema.CHARTS:

@@ -61,7 +61,7 @@ def _template(workdir: Path) -> Path:
     import xarray as xr
 
     from autoice import schema, synth
-    from autoice.scenes import write_netcdf
+    from autoice.scenes import chartless, write_netcdf
 
     path = workdir / "template_prep.nc"
     if path.exists():
@@ -73,13 +73,16 @@ def _template(workdir: Path) -> Path:
     sizes = {schema.FULL_DIMS[0]: H, schema.FULL_DIMS[1]: W}
     coarse = [d for d in ds[schema.AMSR2_VARIABLES[0]].dims]
     sizes.update({coarse[0]: -(-H // schema.CELL_RTT), coarse[1]: -(-W // schema.CELL_RTT)})
+    # every input the value of one sea pixel with SAR data: products leave land and no data empty
+    sea = np.argwhere(~chartless(ds))[0]
     out = {}
     for name, var in ds.data_vars.items():
         if name in schema.TIEPOINT_VARIABLES:
             out[name] = var
         else:
             shape = tuple(sizes.get(d, n) for d, n in zip(var.dims, var.shape, strict=True))
-            out[name] = (var.dims, np.full(shape, float(var.values.flat[0]), var.dtype), var.attrs)
+            value = var.values[tuple(sea)] if var.dims == ds[schema.DISTANCE_VARIABLE].dims else var.values.flat[0]
+            out[name] = (var.dims, np.full(shape, float(value), var.dtype), var.attrs)
     write_netcdf(xr.Dataset(out, attrs=ds.attrs), path)
     shutil.rmtree(workdir / "small")
     return path

@@ -370,6 +370,39 @@ def test_predictions_with_uncertainty(synth_data, tmp_path):
         assert ds["SIC_uncertainty"].dtype == np.float32
 
 
+def test_predictions_are_no_data_on_land_and_beyond_the_swath(synth_data, tmp_path):
+    """The model predicts every pixel; the products show none where the scene has no SAR data or is land."""
+    import rasterio
+
+    from autoice.export import export
+    from autoice.scenes import chartless, open_scene
+
+    keys = [p.name[:19] for p in sorted((synth_data / "test").glob("*_prep.nc"))]
+    shapes = {}
+    for k in keys:
+        with xr.open_dataset(synth_data / "test" / f"{k}_prep.nc") as ds:
+            shapes[k] = ds[schema.SAR_VARIABLES[0]].shape
+    preds = {k: {c: np.ones(shapes[k], np.uint8) for c in schema.CHARTS} for k in keys}
+    from autoice.submission import write_submission
+
+    pkg = write_submission(preds, tmp_path / "upload_package.nc")
+    export([pkg], tmp_path / "nc", fmt="netcdf", crs="native", data=synth_data / "test", progress=False)
+    export([pkg], tmp_path / "tif", data=synth_data / "test", resolution=RES, progress=False)
+    for k in keys:
+        with open_scene(synth_data / "test" / f"{k}_prep.nc") as ds:
+            outside = chartless(ds)
+        assert outside is not None and 0 < outside.sum() < outside.size
+        with xr.open_dataset(tmp_path / "nc" / f"{k}.nc", mask_and_scale=False) as ds:
+            for c in schema.CHARTS:
+                np.testing.assert_array_equal(ds[c].values == schema.CHART_FILL, outside)
+                assert (ds[c].values[~outside] == 1).all()
+        with rasterio.open(tmp_path / "tif" / f"{k}_SIC.tif") as tif:
+            a = tif.read(1)
+        assert set(np.unique(a)) == {1, schema.CHART_FILL}
+    with xr.open_dataset(pkg) as ds:  # the package itself keeps every pixel, as the format asks
+        assert (ds[f"{keys[0]}_SIC"].values == 1).all()
+
+
 # ----------------------------------------------------------------------------- bad input: one line, no output
 def _run(args):
     import subprocess

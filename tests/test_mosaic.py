@@ -167,6 +167,38 @@ def test_newest_scene_wins_where_scenes_overlap(pair):
             assert share >= 0.99 and n > 30, (which, chart, share, n)
 
 
+def test_a_predicted_scene_covers_none_of_another_with_its_swath_edges_or_land(pair, tmp_path):
+    """Models predict every pixel; where the newer scene has no SAR data or land, the older one shows."""
+    from scipy.ndimage import binary_erosion
+
+    from autoice.export import find_sources
+    from autoice.scenes import chartless, open_scene
+    from autoice.submission import write_submission
+
+    root, keys = pair
+    folder = root / "new"
+    old, new = keys["new"]  # B one day newer than A
+    masks = {}
+    for key in (old, new):
+        with open_scene(folder / (key + schema.RTT_SUFFIX)) as ds:
+            masks[key] = chartless(ds)
+    # the older scene predicts water everywhere, the newer one class 1 everywhere (its swath edges and land too)
+    preds = {k: {c: np.full(masks[k].shape, int(k == new), np.uint8) for c in schema.CHARTS} for k in (old, new)}
+    pkg = write_submission(preds, tmp_path / "upload_package.nc")
+    m = build_mosaic(find_sources([pkg], folder), resolution=RES, progress=False)
+    geo_n = _geo(folder / (new + schema.RTT_SUFFIX))
+    fp_o = _footprint(_geo(folder / (old + schema.RTT_SUFFIX)))
+    for inside, allowed in ((binary_erosion(masks[new], iterations=2), {0, schema.CHART_FILL}),
+                            (binary_erosion(~masks[new], iterations=2), {1})):  # fmt: skip
+        rows, cols, x, y = _points(geo_n, inside, 2000)
+        got = _sample(m.charts[0], m.grid, x, y)
+        assert set(np.unique(got)) <= allowed, np.unique(got, return_counts=True)
+    # where the newer scene's edge lies over the older scene's sea, the older scene's water shows through
+    rows, cols, x, y = _points(geo_n, binary_erosion(masks[new], iterations=2), 2000)
+    over_old = _covered_by(fp_o, x, y, 3 * RES)
+    assert (_sample(m.charts[0], m.grid, x[over_old], y[over_old]) == 0).sum() > 20
+
+
 def _uncertainty(folder: Path, out: Path, values: dict[str, float]) -> Path:
     out.mkdir(exist_ok=True)
     for key, value in values.items():

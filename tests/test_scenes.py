@@ -183,3 +183,27 @@ def test_inspect_json_is_standard_json_with_nan_statistics(rtt_ds, tmp_path, cap
 
     info = json.loads(out, parse_constant=refuse)
     assert "NaN" not in out and info
+
+
+def test_chartless_is_land_and_no_sar_data_which_the_chart_masks_too(synth_data):
+    """Pixels a prediction must not show: beyond the swath or on land; the real-format chart masks them all."""
+    from autoice.scenes import chartless
+
+    mean, std = schema.global_meanstd()[schema.DISTANCE_VARIABLE]
+    seen_land = seen_nodata = 0
+    for path in sorted((synth_data / "train").glob("*_prep.nc")):
+        with open_scene(path) as ds:
+            out = chartless(ds)
+            assert out is not None and out.shape == ds["SIC"].shape and out.dtype == bool
+            np.testing.assert_array_equal(chartless(ds, strip_pixels=500), out)  # strips of 3 lines
+            hh = ds[schema.SAR_VARIABLES[0]].values
+            zone = ds[schema.DISTANCE_VARIABLE].values * std + mean
+            nodata = hh == schema.INPUT_FILL
+            land = ~nodata & (zone < 0.5)
+            np.testing.assert_array_equal(out, nodata | land)
+            assert (ds["SIC"].values[out] == schema.CHART_FILL).all()  # the chart has no class there either
+            np.testing.assert_array_equal(chartless(ds.drop_vars(schema.DISTANCE_VARIABLE)), nodata)  # HH alone
+        seen_land += int(land.sum())
+        seen_nodata += int(nodata.sum())
+    assert seen_land > 100 and seen_nodata > 100
+    assert chartless(xr.Dataset({"SIC": (("a", "b"), np.zeros((2, 2), np.uint8))})) is None

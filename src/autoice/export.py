@@ -15,6 +15,10 @@ whose tie points come from the ``_prep.nc`` beside it). Per scene:
   auxiliary coordinates, ``flag_values``/``flag_meanings`` per chart, ``_FillValue`` 255,
   ``<chart>_uncertainty`` float32 when given, and provenance attributes.
 
+Predictions (an upload package) are no data where their scene has no SAR data or is land, as the
+reference is: a map product shows no ice on land, and a mosaic lets no swath edge cover another
+scene (:func:`autoice.scenes.chartless`); the package keeps every pixel, as the format asks.
+
 ``crs=None`` (``--crs native``) keeps the swath grid and attaches the tie points as GCPs.
 ``sigrid3`` writes every scene's charts as SIGRID-3 polygons into one file: see :mod:`autoice.sigrid`.
 """
@@ -45,7 +49,7 @@ from autoice.geolocation import (
     reproject_scene,
     scene_geolocation,
 )
-from autoice.scenes import SceneKind, find_scenes, kind_from_name, open_scene, read_variable
+from autoice.scenes import SceneKind, chartless, find_scenes, kind_from_name, open_scene, read_variable
 
 if TYPE_CHECKING:
     from pyproj import CRS
@@ -156,13 +160,23 @@ def read_geolocation(source: SceneSource) -> tuple[Geolocation, dict[str, Any]]:
 
 
 def read_chart_stack(source: SceneSource) -> tuple[Geolocation, dict[str, Any], np.ndarray]:
-    """A scene's geolocation, its attributes and its (3, h, w) classes, checked to share the scene's shape."""
+    """A scene's geolocation, its attributes and its (3, h, w) classes, checked to share the scene's shape.
+
+    Predictions are no data (255) where the scene has no SAR data or is land, as in the reference
+    (:func:`autoice.scenes.chartless`); the upload package itself keeps the model's output there.
+    """
     geo, attrs = read_geolocation(source)
     charts = read_charts(source)
     for c, a in charts.items():
         if a.shape != geo.shape:
             raise SceneError(source.charts, f"{source.key} {c} has shape {a.shape}, its scene {geo.shape}")
-    return geo, attrs, np.stack([charts[c] for c in schema.CHARTS])
+    stack = np.stack([charts[c] for c in schema.CHARTS])
+    if source.predicted:
+        with open_scene(source.scene, SceneKind.TEST, check_values=False) as ds:
+            outside = chartless(ds, path=source.scene)
+        if outside is not None:
+            stack[:, outside] = schema.CHART_FILL
+    return geo, attrs, stack
 
 
 def read_uncertainty(folder: PathLike, key: str, shape: tuple[int, int]) -> tuple[np.ndarray, int]:
@@ -394,6 +408,7 @@ def export_scene(source: SceneSource, out: PathLike, *, fmt: str, crs: CRS | Non
         else:
             rows, cols = np.arange(geo.shape[0]) // d, np.arange(geo.shape[1]) // d
             unc_data = maps[:, rows[:, None], cols[None, :]]
+        unc_data[stack == schema.CHART_FILL] = np.nan  # no class, no uncertainty (land, beyond the swath)
     tags = {k.upper(): v for k, v in meta.items()}
     tags["CRS"] = crs.to_string() if crs is not None else "native swath grid with tie points as GCPs (EPSG:4326)"
     geo_kw: dict[str, Any] = ({"crs": crs, "transform": grid.transform} if grid is not None

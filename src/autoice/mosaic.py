@@ -10,7 +10,9 @@ on a Dask cluster with ``scheduler``), the command itself staying the client:
    source pixel per target pixel; nothing is upsampled to 80 m), and only that small tile travels
    back.
 
-The client pastes the tiles chart by chart; no data (255) never covers a class:
+The client pastes the tiles chart by chart; no data (255) never covers a class, and predictions are no
+data where their scene has no SAR data or is land (:func:`autoice.export.read_chart_stack`), so no
+scene's swath edge covers another scene:
 
 - ``newest``: the latest acquisition (the start time in the scene key, :func:`schema.parse_scene_key`)
   is on top; equal times go by key;

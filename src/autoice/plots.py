@@ -288,7 +288,7 @@ def load_scene_view(
             if is_inputs and view.hh is None:
                 view.hh, view.hv = (_reduced_input(ds, v, view.step) for v in schema.SAR_VARIABLES)
                 if schema.DISTANCE_VARIABLE in ds.variables:  # zone 0 is land; a block is land when most of it is
-                    view.land = _reduced_input(ds, schema.DISTANCE_VARIABLE, view.step) < 0.5
+                    view.land = _reduced_input(ds, schema.DISTANCE_VARIABLE, view.step) < schema.LAND_ZONE_BELOW
                 view.amsr2 = upsample_coarse(unscale(read_variable(ds, amsr2_channel), amsr2_channel), shape,
                                              view.step)  # fmt: skip
                 view.attrs = {**dict(ds.attrs), **view.attrs}

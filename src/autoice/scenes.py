@@ -275,6 +275,35 @@ def read_variable(ds: xr.Dataset, name: str, key: Any = None, *, path: PathLike 
         raise damaged(path if path is not None else ds.encoding.get("source", "<dataset>"), name, exc) from exc
 
 
+def chartless(ds: xr.Dataset, *, path: PathLike | None = None, strip_pixels: int = 8_000_000) -> np.ndarray | None:
+    """Pixels of a prepared scene where no chart belongs: no SAR data (the inputs' fill value) or land.
+
+    A model predicts every pixel of the array, and the upload package keeps them all (spec section 7);
+    the reference masks these pixels, so maps, GIS products and mosaics must not show ice there (nor let
+    one scene's swath edge cover another scene's data). Both come from the distance map alone: land is
+    its zone 0 (:data:`schema.LAND_ZONE_BELOW`), and no data is aligned across the full-grid inputs
+    (spec section 5), so its fill value marks the swath's edges; it compresses far better than SAR, so
+    a full scene reads in a fraction of the time. Without it, HH's fill value gives the no data alone.
+    Read in strips of ``strip_pixels``; None when the scene holds neither input.
+    """
+    dist = schema.DISTANCE_VARIABLE
+    name = dist if dist in ds.variables else schema.SAR_VARIABLES[0]
+    if name not in ds.variables:
+        return None
+    lines, samples = ds.variables[name].shape
+    mean, std = schema.global_meanstd()[dist]
+    land_below = np.float32((schema.LAND_ZONE_BELOW - mean) / std)
+    out = np.empty((lines, samples), dtype=bool)
+    step = max(1, strip_pixels // max(samples, 1))
+    for r in range(0, lines, step):
+        values = read_variable(ds, name, slice(r, r + step), path=path)
+        outside = values == np.float32(schema.INPUT_FILL)
+        if name == dist:
+            outside |= values < land_below
+        out[r : r + step] = outside
+    return out
+
+
 # ----------------------------------------------------------------------------- finding
 def find_scenes(paths: PathLike | Iterable[PathLike], kinds: Iterable[SceneKind | str] | None = None) -> list[Path]:
     """Files or folders -> sorted scene files of the wanted kinds (by name; TRAIN covers TEST)."""

@@ -149,6 +149,9 @@ DISTANCE_ZONE_EDGES_KM: tuple[float, ...] = (
     *[float(k) for k in range(125, 301, 25)],  # 33-40: 25-km bands to 300 km
 )  # fmt: skip
 N_DISTANCE_ZONES = len(DISTANCE_ZONE_EDGES_KM) + 2  #: 42 (0..41)
+#: An 80 m pixel is land where its distance zone is below this: zone 0 is land, and an 80 m zone is the mean of
+#: four 40 m zones (spec section 5), so below 0.5 most of the pixel is land.
+LAND_ZONE_BELOW = 0.5
 
 
 def distance_zone(distance_km: np.ndarray) -> np.ndarray:

@@ -9,7 +9,9 @@ Spearman rank correlation says how much of a class is "where the polygon lies" (
 edge, vast floes deep in the pack). Real charts come from ``shared/realdata`` (a CIS Eastern Arctic chart
 and DMI regional charts, with the organisers' converter output for their classes); the CIS chart is also
 cut into 400 km tiles, a scene's size. Synthetic scenes are generated with ``autoice.synth`` and split by
-season (freezing: October-May). docs/synthetic.md quotes these figures.
+season (freezing: October-May). A second table counts the sea polygons (water or ice) of 100 km2 or more
+in each 400 km tile of the real charts (a smaller chart is one tile) and in each synthetic scene (its
+real-size equivalent area): how finely a scene's chart is cut. docs/synthetic.md quotes these figures.
 """
 
 from __future__ import annotations
@@ -58,6 +60,28 @@ def polygon_correlations(pid: np.ndarray, classes: dict[int, tuple[int, int, int
     for j, chart in enumerate(CHARTS):
         keep = [(m, classes[q][j]) for q, m, n in zip(ids, mean, size, strict=True) if n >= 3 and classes[q][j] != 255]
         out[chart] = spearman([m for m, _ in keep], [c for _, c in keep])
+    return out
+
+
+SCENE_KM = 400.0  #: side of a real scene (and of the real charts' tiles)
+MIN_KM2 = 100.0  #: smallest polygon counted
+
+
+def sea_polygons(pid: np.ndarray, sea: set[int], cell_km: float) -> int:
+    """How many of the ``sea`` polygon ids cover at least MIN_KM2 of ``pid`` (cells of ``cell_km``)."""
+    ids, n = np.unique(pid[pid > 0], return_counts=True)
+    return int(sum(1 for q, k in zip(ids, n, strict=True) if int(q) in sea and k * cell_km**2 >= MIN_KM2))
+
+
+def tile_counts(pid: np.ndarray, sea: set[int], cell_km: float, min_cover: float = 0.3) -> list[int]:
+    """:func:`sea_polygons` per 400 km tile of a chart that covers at least ``min_cover`` of the tile."""
+    side = int(round(SCENE_KM / cell_km))
+    out = []
+    for r in range(0, max(1, pid.shape[0] - side // 2), side):
+        for c in range(0, max(1, pid.shape[1] - side // 2), side):
+            tile = pid[r : r + side, c : c + side]
+            if (tile > 0).sum() >= min_cover * min(tile.size, side * side) and tile.size:
+                out.append(sea_polygons(tile, sea, cell_km))
     return out
 
 
@@ -121,10 +145,15 @@ def dmi_chart(name: str) -> list[tuple[object, str, tuple[int, int, int] | None]
     return out
 
 
-def real_rows() -> list[tuple[str, dict[str, float]]]:
-    """(label, correlations) of every real chart, and the CIS chart's 400 km tiles (median)."""
+def real_rows(counts: dict[str, list[int]] | None = None) -> list[tuple[str, dict[str, float]]]:
+    """(label, correlations) of every real chart, and the CIS chart's 400 km tiles (median).
+
+    ``counts`` receives each chart's :func:`tile_counts`.
+    """
+    counts = {} if counts is None else counts
     rows = []
     pid, classes, water = _rasterise(cis_chart(), 2000.0)
+    counts["CIS Eastern Arctic 2020-11-02"] = tile_counts(pid, set(classes) | water, 2.0)
     rows.append(("CIS Eastern Arctic 2020-11-02, whole chart", polygon_correlations(pid, classes, water)))
     tiles = []
     for r in range(0, pid.shape[0], 200):  # 200 cells of 2 km
@@ -138,12 +167,13 @@ def real_rows() -> list[tuple[str, dict[str, float]]]:
                      {c: float(np.nanmedian([t[c] for t in tiles])) for c in CHARTS}))  # fmt: skip
     for name in DMI_CHARTS:
         pid, classes, water = _rasterise(dmi_chart(name), 1000.0)
+        counts[f"DMI {name}"] = tile_counts(pid, set(classes) | water, 1.0)
         rows.append((f"DMI {name}", polygon_correlations(pid, classes, water)))
     return rows
 
 
-def scene_correlations(scene: Any, step: int = 12) -> dict[str, float]:
-    """:func:`polygon_correlations` of a generated scene (``autoice.synth.Scene``) on its raw grid / ``step``.
+def scene_polygons(scene: Any, step: int = 12) -> tuple[np.ndarray, dict[int, tuple[int, int, int]], set[int]]:
+    """A generated scene's polygon ids on its raw grid / ``step``, its ice polygons' classes and its water ids.
 
     Each polygon takes its most frequent label per chart; polygons labelled SIC 0 are the water.
     """
@@ -159,19 +189,37 @@ def scene_correlations(scene: Any, step: int = 12) -> dict[str, float]:
             water.add(int(q))
         elif lab[0] != 255:
             classes[int(q)] = lab
-    return polygon_correlations(pid, classes, water)
+    return pid, classes, water
 
 
-def synthetic_rows(seeds: list[int], scenes: int, height: int, width: int) -> list[tuple[str, dict[str, float]]]:
-    """Median correlation over generated scenes, freezing (October-May) and melt season apart."""
+def scene_correlations(scene: Any, step: int = 12) -> dict[str, float]:
+    """:func:`polygon_correlations` of a generated scene (``autoice.synth.Scene``) on its raw grid / ``step``."""
+    return polygon_correlations(*scene_polygons(scene, step))
+
+
+def scene_count(scene: Any, step: int = 12) -> int:
+    """:func:`sea_polygons` of a generated scene, its cells at their real-size equivalent (the scene 400 km)."""
+    pid, classes, water = scene_polygons(scene, step)
+    return sea_polygons(pid, set(classes) | water, SCENE_KM * step / max(scene.labels["SIC"].shape))
+
+
+def synthetic_rows(seeds: list[int], scenes: int, height: int, width: int, counts: dict[str, list[int]] | None = None
+                   ) -> list[tuple[str, dict[str, float]]]:  # fmt: skip
+    """Median correlation over generated scenes, freezing (October-May) and melt season apart.
+
+    ``counts["synthetic"]`` receives each scene's :func:`scene_count`.
+    """
     from autoice import synth
     from autoice.synth.surface import FREEZING_MONTHS
 
+    counts = {} if counts is None else counts
     found: dict[str, list[dict[str, float]]] = {"freezing": [], "melt": []}
     for seed in seeds:
         for spec in synth.scene_specs(scenes, height=height, width=width, seed=seed):
             season = "freezing" if spec.start.month in FREEZING_MONTHS else "melt"
-            found[season].append(scene_correlations(synth.generate_scene(spec, seed)))
+            scene = synth.generate_scene(spec, seed)
+            found[season].append(scene_correlations(scene))
+            counts.setdefault("synthetic", []).append(scene_count(scene))
     rows = []
     for season, found_rows in found.items():
         with warnings.catch_warnings():
@@ -190,9 +238,15 @@ def main() -> None:
     args = ap.parse_args()
     if not REALDATA.is_dir():
         sys.exit(f"{REALDATA}: the real charts are not there (they come with the shared folder beside the repository)")
+    counts: dict[str, list[int]] = {}
     print("| chart | SIC | SOD | FLOE |\n|---|---|---|---|")
-    for label, r in [*real_rows(), *synthetic_rows(args.seeds, args.scenes, args.height, args.width)]:
+    for label, r in [*real_rows(counts), *synthetic_rows(args.seeds, args.scenes, args.height, args.width, counts)]:
         print(f"| {label} | " + " | ".join("—" if np.isnan(r[c]) else f"{r[c]:+.2f}" for c in CHARTS) + " |")
+    print(f"\n| chart | 400 km tiles (scenes) | sea polygons >= {MIN_KM2:.0f} km2: median | 10th-90th percentile |")
+    print("|---|---|---|---|")
+    for label, n in counts.items():
+        q10, q50, q90 = np.quantile(n, [0.1, 0.5, 0.9]) if n else (np.nan,) * 3
+        print(f"| {label} | {len(n)} | {q50:.0f} | {q10:.0f}-{q90:.0f} |")
 
 
 if __name__ == "__main__":

@@ -171,3 +171,20 @@ def test_chart_structure_ranks_classes_by_distance_from_water():
     reverse = {q: (10, 5 - (q - 2) * 4 // 9, 255) for q in range(2, 11)}
     assert polygon_correlations(pid, reverse, {1})["SOD"] < -0.9
     assert np.isnan(polygon_correlations(pid, stage, set())["SOD"])  # no water: nothing to measure from
+
+
+def test_chart_structure_counts_sea_polygons_per_400_km_tile():
+    """bench/chart_structure.py: polygons of 100 km2 or more, land and slivers left out, per 400 km tile."""
+    from chart_structure import sea_polygons, tile_counts
+
+    pid = np.zeros((400, 800), np.int64)  # 1 km cells: two 400 km tiles side by side
+    pid[:, :200], pid[:, 200:400] = 1, 2  # left tile: two sea polygons
+    pid[:5, :5] = 3  # a 25 km2 sliver
+    pid[:, 400:] = 4  # right tile: one polygon, land
+    assert sea_polygons(pid, {1, 2, 3}, 1.0) == 2
+    assert sea_polygons(pid, {1, 2, 3}, 10.0) == 3  # the same cells 10 km wide: the sliver counts
+    assert tile_counts(pid, {1, 2, 3}, 1.0) == [2, 0]
+    pid[:, 600:] = 0  # half of the right tile uncharted: still counted (>= 30 % covered) ...
+    assert tile_counts(pid, {1, 2, 3, 4}, 1.0) == [2, 1]
+    pid[:, 500:] = 0  # ... a quarter is not
+    assert tile_counts(pid, {1, 2, 3, 4}, 1.0) == [2]

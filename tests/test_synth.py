@@ -691,3 +691,16 @@ def test_calm_far_range_water_sits_on_the_hh_noise_floor():
         medians[theta_deg] = float(np.median(hh))
     assert -28.5 < medians[45.0] < -24.5, medians  # lifted from CMOD's ~-30 dB to the floor
     assert medians[25.0] > -16, medians  # near range: the signal, far above the floor
+
+
+def test_a_scene_holds_as_many_chart_polygons_as_a_real_chart_in_400_km(physics_scenes):
+    """Sea polygons of >= 100 km2 per scene: real charts cut in 400 km tiles hold a median of 2-16 (CIS 8).
+
+    With 20-90 polygons per scene (until 2026-12-04) the median was 32, boundaries ruled the metric."""
+    import types
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from chart_structure import scene_count
+
+    counts = [scene_count(types.SimpleNamespace(dataset=ds, labels=labels)) for _, ds, labels in physics_scenes]
+    assert 6 <= np.median(counts) <= 20 and max(counts) <= 36, counts

@@ -27,9 +27,9 @@ from autoice.synth.specs import REGIONS, SceneSpec, rng, scene_quantiles, scene_
 #: Raw extent (pixels at 40 m) of a real scene side; smaller scenes are miniatures of it.
 FULL_EXTENT_PX = 10400
 PX_PER_KM = sar.PX_PER_KM
-#: Chart polygons per scene, log-uniform: real charts cut in 400 km tiles hold a median of 9 (CIS Eastern
-#: Arctic) and 2-12 (DMI regional charts) sea polygons of 100 km2 or more, up to 23-38 (90th percentile)
-#: (docs/synthetic.md). 20-90 before 2026-12-04: polygons three to five times too many and too small.
+#: Chart polygons per scene, log-uniform: real charts cut in 400 km tiles hold a median of 8 (CIS Eastern
+#: Arctic; 10th-90th percentile 1-22) and 2-16 (DMI regional charts) sea polygons of 100 km2 or more
+#: (bench/chart_structure.py, docs/synthetic.md); 20-90 before 2026-12-04 gave 32 (18-60), now 14 (7-25).
 N_POLY = (6, 36)
 
 
@@ -239,7 +239,6 @@ def _polygon_grids(rng_geo: np.random.Generator, rng_ice: np.random.Generator, s
     rows, cols = shape
     step = max(1, int(np.ceil(np.sqrt(rows * cols / 1.5e6))))
     grid = (-(-rows // step), -(-cols // step))
-    # a 400 km tile of the real charts holds 2-12 (median) sea polygons, up to ~40 (bench/chart_structure.py)
     n_poly = int(np.exp(rng_geo.uniform(np.log(N_POLY[0]), np.log(N_POLY[1] + 1))))
     points = rng_geo.uniform([0, 0], [grid[0], grid[1]], size=(n_poly, 2))
     size = float(max(grid))

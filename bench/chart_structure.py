@@ -80,7 +80,7 @@ def tile_counts(pid: np.ndarray, sea: set[int], cell_km: float, min_cover: float
     for r in range(0, max(1, pid.shape[0] - side // 2), side):
         for c in range(0, max(1, pid.shape[1] - side // 2), side):
             tile = pid[r : r + side, c : c + side]
-            if (tile > 0).sum() >= min_cover * min(tile.size, side * side) and tile.size:
+            if (tile > 0).mean() >= min_cover:
                 out.append(sea_polygons(tile, sea, cell_km))
     return out
 
@@ -199,7 +199,11 @@ def scene_correlations(scene: Any, step: int = 12) -> dict[str, float]:
 
 def scene_count(scene: Any, step: int = 12) -> int:
     """:func:`sea_polygons` of a generated scene, its cells at their real-size equivalent (the scene 400 km)."""
-    pid, classes, water = scene_polygons(scene, step)
+    return _count(scene, scene_polygons(scene, step), step)
+
+
+def _count(scene: Any, polygons: tuple[np.ndarray, dict[int, tuple[int, int, int]], set[int]], step: int) -> int:
+    pid, classes, water = polygons
     return sea_polygons(pid, set(classes) | water, SCENE_KM * step / max(scene.labels["SIC"].shape))
 
 
@@ -218,8 +222,9 @@ def synthetic_rows(seeds: list[int], scenes: int, height: int, width: int, count
         for spec in synth.scene_specs(scenes, height=height, width=width, seed=seed):
             season = "freezing" if spec.start.month in FREEZING_MONTHS else "melt"
             scene = synth.generate_scene(spec, seed)
-            found[season].append(scene_correlations(scene))
-            counts.setdefault("synthetic", []).append(scene_count(scene))
+            polygons = scene_polygons(scene)  # once for both figures
+            found[season].append(polygon_correlations(*polygons))
+            counts.setdefault("synthetic", []).append(_count(scene, polygons, 12))
     rows = []
     for season, found_rows in found.items():
         with warnings.catch_warnings():

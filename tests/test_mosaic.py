@@ -110,9 +110,12 @@ def pair(synth_data, tmp_path_factory):
     refs = sorted((synth_data / "test").glob("*_prep_reference.nc"))
 
     def charted_at_both_sides(ref: Path) -> int:  # B moved across: each scene alone holds one side's columns
-        valid = _charts(ref)["SIC"] != schema.CHART_FILL
-        third = valid.shape[1] // 3
-        return min(int(valid[:, :third].sum()), int(valid[:, -third:].sum()))
+        counts = []
+        for chart in _charts(ref).values():  # every chart: SOD and FLOE label less of the ice than SIC
+            valid = chart != schema.CHART_FILL
+            third = valid.shape[1] // 3
+            counts += [int(valid[:, :third].sum()), int(valid[:, -third:].sum())]
+        return min(counts)
 
     best = max(refs, key=charted_at_both_sides)
     scene = best.with_name(best.name[:19] + schema.RTT_SUFFIX)
@@ -134,7 +137,7 @@ def _covered_by(poly, x, y, inset: float) -> np.ndarray:
 
 def _agreement(m, geo, charts, mask_fn, chart="SIC") -> tuple[float, int]:
     """Share of interior pixels (selected by ``mask_fn(x, y)``) whose mosaic value is the chart's class."""
-    rows, cols, x, y = _points(geo, _interior(charts[chart]), 2000)  # enough for a narrow strip of one scene
+    rows, cols, x, y = _points(geo, _interior(charts[chart]), 20000)  # every interior pixel: strips are narrow
     keep = mask_fn(x, y)
     got = _sample(m.charts[schema.CHARTS.index(chart)], m.grid, x[keep], y[keep])
     truth = charts[chart][rows[keep], cols[keep]]
@@ -164,7 +167,7 @@ def test_newest_scene_wins_where_scenes_overlap(pair):
             # the older scene's classes where the newer one does not reach
             share, n = _agreement(m, geo_o, ch_o, lambda x, y, fp=fp_n: ~_covered_by(fp, x, y, -3 * RES),
                                   chart)
-            assert share >= 0.99 and n > 30, (which, chart, share, n)
+            assert share >= 0.99 and n >= 15, (which, chart, share, n)  # a strip; SOD labels less of the ice
 
 
 def test_a_predicted_scene_covers_none_of_another_with_its_swath_edges_or_land(pair, tmp_path):

@@ -314,15 +314,10 @@ def _egg_codes(r: np.random.Generator, grid: _Grids, spec: SceneSpec, targets: T
         lut_stage = dict(zip(ice_ids.tolist(), stages.tolist(), strict=True))
     cold = month in (11, 12, 1, 2, 3, 4, 5, 6)
     berg_p = 0.03 if spec.service == "dmi" and spec.real.counts["FLOE"][6] > 0 else 0.0
-    # which ice polygons the analyst gave a stage and a form (the template's shares of ice pixels); a template
-    # with any such pixel gets at least one, its largest charted ice polygon (else small-ice scenes lose them)
-    sod_ok = r.random(n_poly) < targets.p_sod
-    floe_ok = r.random(n_poly) < targets.p_floe
+    # which ice polygons the analyst gave a stage and a form: the template's shares of its ice pixels, by area
     charted_ice = np.flatnonzero(~water & (area > 0))
-    if charted_ice.size:
-        biggest = charted_ice[np.argmax(area[charted_ice])]
-        sod_ok[biggest] |= targets.p_sod > 0 and not sod_ok[charted_ice].any()
-        floe_ok[biggest] |= targets.p_floe > 0 and not floe_ok[charted_ice].any()
+    sod_ok = _labelled(r, charted_ice, area, targets.p_sod)
+    floe_ok = _labelled(r, charted_ice, area, targets.p_floe)
     polys: list[Polygon] = []
     for p in range(n_poly):
         if water[p]:
@@ -332,11 +327,32 @@ def _egg_codes(r: np.random.Generator, grid: _Grids, spec: SceneSpec, targets: T
             polys.append(icechart.berg_polygon(r))
             continue
         sod_valid, floe_valid = bool(sod_ok[p]), bool(floe_ok[p])
-        fast = bool(cold and near_coast[p] and not floe_valid and r.random() < 0.5)
+        fast = bool(cold and near_coast[p] and sod_valid and not floe_valid and r.random() < 0.5)
         polys.append(icechart.ice_polygon(r, spec.service, lut_tenths[p], targets, floe=lut_floe[p],
                                           sod_valid=sod_valid, floe_valid=floe_valid, fast=fast,
                                           stage=lut_stage[p]))  # fmt: skip
     return polys
+
+
+def _labelled(r: np.random.Generator, ids: np.ndarray, area: np.ndarray, share: float) -> np.ndarray:
+    """Which polygons of ``ids`` carry a label: a random set holding ``share`` of their area.
+
+    Polygons in random order, each labelled when the middle of its area falls below ``share`` of the total,
+    so a scene's labelled share is its template's up to one polygon, unbiased in expectation. A template with
+    any labelled pixel keeps one polygon, the one whose area is nearest that share. Drawing polygon by polygon
+    instead (each with probability ``share``) and labelling the largest where none was drawn gave scenes of
+    few polygons far more labels than their templates (check seeds: 73 % of ice pixels with a valid SOD
+    against 61 % expected from the templates, 67 % in the real set).
+    """
+    ok = np.zeros(area.size, bool)
+    if share <= 0 or not ids.size:
+        return ok
+    order = r.permutation(ids)
+    frac = area[order] / area[order].sum()
+    ok[order[np.cumsum(frac) - frac / 2 < share]] = True
+    if not ok.any():
+        ok[order[np.argmin(np.abs(frac - share))]] = True
+    return ok
 
 
 def _labels(polys: list[Polygon], pid: np.ndarray) -> dict[str, np.ndarray]:

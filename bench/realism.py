@@ -4,7 +4,7 @@
     .venv/bin/python bench/realism.py --quick            # smoke test: 2 seeds x (3 + 2) tiny scenes, < 1 min
     .venv/bin/python bench/realism.py [--seeds 7000 7001 7002 7003] [--train-per-seed 30] [--test-per-seed 10]
         [--height 600] [--width 640] [--workdir bench_out/realism] [--workers 2] [--max-train-pixels 300000]
-        [--test-stride 2] [--overwrite] [--json FILE] [--unet [--unet-set KEY=VALUE ...]]
+        [--test-stride 2] [--overwrite] [--json FILE] [--unet [--unet-set KEY=VALUE ...] [--unet-repeats N]]
 
 Each seed is synthesised into WORKDIR/data_<h>x<w>/seed<S>/ (scenes already there are reused: pass
 --overwrite after changing the generator). Then every scene is read once, one at a time, and three
@@ -29,7 +29,9 @@ markdown tables are printed:
 --unet also trains the ``demo`` preset U-Net on all training scenes (linked into WORKDIR/unet_train/),
 predicts each seed's test scenes and adds its official score to table (c), with the same polygon averaging
 applied to its maps (near the boosting oracle: the room above the U-Net is knowing where the analyst's
-boundaries run, not reading the pixels better). --json writes every figure.
+boundaries run, not reading the pixels better). --unet-repeats N trains it with N training seeds: the
+U-Net's score moves with its seed by about a point, as much as a margin of interest, so its row is then
+the mean of the runs and its intervals resample the runs too. --json writes every figure.
 """
 
 from __future__ import annotations
@@ -476,6 +478,24 @@ def run_unet(args: argparse.Namespace, sets: list[SeedSet], overrides: list[str]
             "_scenes": accs, "_history": result.history, "_polygon_scenes": averaged}  # fmt: skip
 
 
+def mean_of_runs(runs: Sequence[dict[str, Any]], key: str, n_boot: int) -> dict[str, Any]:
+    """One table row for a model trained several times: each figure the mean over its runs.
+
+    ``key`` names the runs' per-scene scores (``"_scenes"``); the row's interval resamples runs and scenes
+    (:func:`runs_interval`), its ``_runs`` holds every run's scenes for :func:`runs_margin`. One run is
+    returned as it is (its plain scene-bootstrap interval), with ``_runs`` added.
+    """
+    scenes = [r[key] for r in runs]
+    if len(runs) == 1:
+        return {**runs[0], "_scenes": scenes[0], "_runs": scenes}
+    each = [score(s, 0) for s in scenes]
+    row: dict[str, Any] = {k: float(np.mean([e[k] for e in each])) for k in (*schema.CHARTS, "combined")}
+    row["combined_ci"] = list(runs_interval(scenes, n_boot))
+    row["runs"] = [e["combined"] for e in each]
+    row["seconds"] = float(sum(r.get("seconds", 0.0) for r in runs))
+    return {**row, "_scenes": scenes[0], "_runs": scenes}
+
+
 def paired_margin(a: Sequence[metrics.ScoreAccumulator], b: Sequence[metrics.ScoreAccumulator], n_boot: int
                   ) -> tuple[float, float]:  # fmt: skip
     """95 % interval of combined(a) - combined(b) when both are scored on the same resampled scenes.
@@ -663,6 +683,9 @@ def main() -> None:
                     help="tables (a) and (b) only: marginals and composition, in a minute or two")  # fmt: skip
     ap.add_argument("--unet-set", action="append", default=[], metavar="KEY=VALUE",
                     help="config override for the U-Net (repeatable), e.g. train.epochs=2")  # fmt: skip
+    ap.add_argument("--unet-repeats", type=int, default=1, metavar="N",
+                    help="train the U-Net N times (train.seed 0..N-1); its row is the mean of the runs and its "
+                         "intervals resample the runs as well as the scenes (default 1)")  # fmt: skip
     args = ap.parse_args()
     defaults = QUICK if args.quick else NORMAL
     for k, v in defaults.items():
@@ -736,13 +759,17 @@ def main() -> None:
     if args.unet:
         over = (QUICK_UNET if args.quick else []) + list(args.unet_set)
         t0 = time.perf_counter()
-        unet = run_unet(args, sets, over)
+        runs = []
+        for k in range(max(1, args.unet_repeats)):
+            seed = [f"train.seed={k}"] if args.unet_repeats > 1 else []
+            work = args.workdir / (f"unet_{args.height}x{args.width}" + (f"_seed{k}" if k else ""))
+            runs.append(run_unet(args, sets, over + seed, work=work))
         timings["unet"] = time.perf_counter() - t0
+        unet = mean_of_runs(runs, "_scenes", args.n_boot)
         results["U-Net (demo preset)"] = unet
-        margin_ci = paired_margin(unet["_scenes"], results[best]["_scenes"], args.n_boot)
-        if unet["_polygon_scenes"]:
-            results[UNET_ORACLE] = {**score(unet["_polygon_scenes"], args.n_boot), "seconds": 0.0,
-                                    "_scenes": unet["_polygon_scenes"]}  # fmt: skip
+        margin_ci = runs_margin(unet["_runs"], [results[best]["_scenes"]], args.n_boot)
+        if all(r["_polygon_scenes"] for r in runs):
+            results[UNET_ORACLE] = {**mean_of_runs(runs, "_polygon_scenes", args.n_boot), "seconds": 0.0}
     n_test = sum(len(s.test) for s in sets)
     nth = {2: "2nd", 3: "3rd"}.get(args.test_stride, f"{args.test_stride}th")
     stride = "every pixel" if args.test_stride == 1 else f"every {nth} row and column"
@@ -769,12 +796,15 @@ def main() -> None:
               "(the most that averaging its evidence over the right area adds; a spatial model can do better only "
               "by reading patterns that no pixel shows)")  # fmt: skip
     if unet is not None:
-        print(f"U-Net (demo preset) combined {unet['combined']:.2f}: margin over the best per-pixel model "
-              f"{unet['combined'] - b['combined']:+.2f}, paired scene-bootstrap 95 % interval "
+        n_runs = len(unet["_runs"])
+        each = f" (runs: {', '.join(f'{c:.2f}' for c in unet['runs'])})" if n_runs > 1 else ""
+        how = "runs and scenes resampled" if n_runs > 1 else "paired scene-bootstrap"
+        print(f"U-Net (demo preset) combined {unet['combined']:.2f}{each}: margin over the best per-pixel model "
+              f"{unet['combined'] - b['combined']:+.2f}, {how} 95 % interval "
               f"[{margin_ci[0]:+.1f}, {margin_ci[1]:+.1f}]")  # fmt: skip
     if UNET_ORACLE in results and unet is not None:
         orc = results[UNET_ORACLE]
-        lo, hi = paired_margin(orc["_scenes"], unet["_scenes"], args.n_boot)
+        lo, hi = runs_margin(orc["_runs"], unet["_runs"], args.n_boot, paired_runs=True)
         print(f"{UNET_ORACLE}: {orc['combined']:.2f}, {orc['combined'] - unet['combined']:+.2f} over the U-Net "
               f"[{lo:+.1f}, {hi:+.1f}] (where it is near the boosting oracle, what is left above the U-Net is where "
               "the analyst's boundaries run, not a better reading of the pixels)")  # fmt: skip

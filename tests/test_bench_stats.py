@@ -13,6 +13,7 @@ from autoice import metrics, schema
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from realism import (  # noqa: E402
     Moments,
+    mean_of_runs,
     package_polygon_scores,
     paired_margin,
     polygon_average,
@@ -54,6 +55,20 @@ def test_one_run_per_arm_is_the_paired_scene_bootstrap():
     draws = runs_draws([[a], [b]], 100)
     assert draws.shape == (100, 2)
     assert lo < combined(a) - combined(b) < hi and lo > 0  # a is better on every scene
+
+
+def test_a_model_trained_several_times_is_the_mean_of_its_runs():
+    """bench/realism.py --unet-repeats: the row is each figure's mean, the interval spans both runs."""
+    good, bad = scenes([0.05, 0.1, 0.05, 0.1]), scenes([0.3, 0.35, 0.3, 0.35])
+    runs = [{"_scenes": good, "seconds": 2.0}, {"_scenes": bad, "seconds": 3.0}]
+    row = mean_of_runs(runs, "_scenes", 200)
+    assert row["combined"] == pytest.approx((combined(good) + combined(bad)) / 2)
+    assert row["runs"] == pytest.approx([combined(good), combined(bad)])
+    assert row["_runs"] == [good, bad] and row["seconds"] == 5.0
+    lo, hi = row["combined_ci"]
+    assert lo < combined(bad) + 1 and hi > combined(good) - 1  # the runs' spread, not the scenes' alone
+    one = mean_of_runs(runs[:1], "_scenes", 200)
+    assert one["_runs"] == [good] and one["_scenes"] is good and "runs" not in one
 
 
 def test_runs_that_disagree_widen_the_interval():

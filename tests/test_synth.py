@@ -408,7 +408,7 @@ def test_nearly_open_water_scenes_keep_their_sliver_of_ice():
 
 
 def test_labelled_polygons_hold_the_templates_share_of_the_ice():
-    """Which polygons carry a valid SOD / FLOE: the template's share of the ice area, up to half a polygon."""
+    """Which polygons carry a valid SOD / FLOE: the template's share of the ice area, up to one polygon."""
     from autoice.synth.scene import _labelled
 
     r = np.random.default_rng(0)

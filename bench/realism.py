@@ -478,22 +478,22 @@ def run_unet(args: argparse.Namespace, sets: list[SeedSet], overrides: list[str]
             "_scenes": accs, "_history": result.history, "_polygon_scenes": averaged}  # fmt: skip
 
 
-def mean_of_runs(runs: Sequence[dict[str, Any]], key: str, n_boot: int) -> dict[str, Any]:
-    """One table row for a model trained several times: each figure the mean over its runs.
+def mean_of_runs(runs: Sequence[dict[str, Any]], n_boot: int) -> dict[str, Any]:
+    """One row for a model trained ``len(runs)`` times: scores averaged over runs, interval over runs and scenes.
 
-    ``key`` names the runs' per-scene scores (``"_scenes"``); the row's interval resamples runs and scenes
-    (:func:`runs_interval`), its ``_runs`` holds every run's scenes for :func:`runs_margin`. One run is
-    returned as it is (its plain scene-bootstrap interval), with ``_runs`` added.
+    Every number the runs share (scores, seconds) is their mean; the rest is the first run's. ``_runs`` holds
+    every run's scenes for :func:`runs_margin`, ``run_combined`` each run's combined score. One run is returned
+    as it is (its plain scene-bootstrap interval).
     """
-    scenes = [r[key] for r in runs]
+    first = runs[0]
     if len(runs) == 1:
-        return {**runs[0], "_scenes": scenes[0], "_runs": scenes}
-    each = [score(s, 0) for s in scenes]
-    row: dict[str, Any] = {k: float(np.mean([e[k] for e in each])) for k in (*schema.CHARTS, "combined")}
-    row["combined_ci"] = list(runs_interval(scenes, n_boot))
-    row["runs"] = [e["combined"] for e in each]
-    row["seconds"] = float(sum(r.get("seconds", 0.0) for r in runs))
-    return {**row, "_scenes": scenes[0], "_runs": scenes}
+        return {**first, "_runs": [first["_scenes"]], "run_combined": [first["combined"]]}
+    numbers = [k for k, v in first.items() if not k.startswith("_") and isinstance(v, (int, float))
+               and all(isinstance(r.get(k), (int, float)) for r in runs)]  # fmt: skip
+    scenes = [r["_scenes"] for r in runs]
+    return {**first, **{k: float(np.mean([r[k] for r in runs])) for k in numbers},
+            "combined_ci": list(runs_interval(scenes, n_boot)), "run_combined": [r["combined"] for r in runs],
+            "_runs": scenes}  # fmt: skip
 
 
 def paired_margin(a: Sequence[metrics.ScoreAccumulator], b: Sequence[metrics.ScoreAccumulator], n_boot: int
@@ -765,11 +765,13 @@ def main() -> None:
             work = args.workdir / (f"unet_{args.height}x{args.width}" + (f"_seed{k}" if k else ""))
             runs.append(run_unet(args, sets, over + seed, work=work))
         timings["unet"] = time.perf_counter() - t0
-        unet = mean_of_runs(runs, "_scenes", args.n_boot)
+        unet = mean_of_runs(runs, args.n_boot)
         results["U-Net (demo preset)"] = unet
         margin_ci = runs_margin(unet["_runs"], [results[best]["_scenes"]], args.n_boot)
         if all(r["_polygon_scenes"] for r in runs):
-            results[UNET_ORACLE] = {**mean_of_runs(runs, "_polygon_scenes", args.n_boot), "seconds": 0.0}
+            oracles = [{**score(r["_polygon_scenes"], args.n_boot), "seconds": 0.0, "_scenes": r["_polygon_scenes"]}
+                       for r in runs]  # fmt: skip
+            results[UNET_ORACLE] = mean_of_runs(oracles, args.n_boot)
     n_test = sum(len(s.test) for s in sets)
     nth = {2: "2nd", 3: "3rd"}.get(args.test_stride, f"{args.test_stride}th")
     stride = "every pixel" if args.test_stride == 1 else f"every {nth} row and column"
@@ -797,7 +799,7 @@ def main() -> None:
               "by reading patterns that no pixel shows)")  # fmt: skip
     if unet is not None:
         n_runs = len(unet["_runs"])
-        each = f" (runs: {', '.join(f'{c:.2f}' for c in unet['runs'])})" if n_runs > 1 else ""
+        each = f" (runs: {', '.join(f'{c:.2f}' for c in unet['run_combined'])})" if n_runs > 1 else ""
         how = "runs and scenes resampled" if n_runs > 1 else "paired scene-bootstrap"
         print(f"U-Net (demo preset) combined {unet['combined']:.2f}{each}: margin over the best per-pixel model "
               f"{unet['combined'] - b['combined']:+.2f}, {how} 95 % interval "

@@ -82,10 +82,10 @@ from realism import (  # noqa: E402
     add_set_arguments,
     log,
     md_table,
+    mean_of_runs,
     read_scene,
     run_baselines,
     run_unet,
-    runs_interval,
     runs_margin,
     synthesize_all,
     write_figures,
@@ -203,19 +203,6 @@ def _ci(r: dict[str, Any]) -> str:
     runs = r.get("run_combined", [])
     spread = f" (runs {' / '.join(f'{c:.1f}' for c in runs)})" if len(runs) > 1 else ""
     return f"{r['combined']:.2f}" + ("" if not np.isfinite(lo) else f" [{lo:.1f}, {hi:.1f}]") + spread
-
-
-def mean_of_runs(runs: list[dict[str, Any]], n_boot: int) -> dict[str, Any]:
-    """One row for a preset trained ``len(runs)`` times: scores averaged over runs, interval over runs and scenes."""
-    first = runs[0]
-    if len(runs) == 1:
-        return {**first, "_runs": [first["_scenes"]], "run_combined": [first["combined"]]}
-    out = {k: float(np.mean([r[k] for r in runs])) for k in ("SIC", "SOD", "FLOE", "combined", "train_seconds",
-                                                            "seconds", "best_val")}  # fmt: skip
-    scenes = [r["_scenes"] for r in runs]
-    return {**out, "combined_ci": list(runs_interval(scenes, n_boot)), "overrides": first["overrides"],
-            "run_combined": [r["combined"] for r in runs], "_runs": scenes, "_scenes": first["_scenes"],
-            "_history": first["_history"]}  # fmt: skip
 
 
 def skill_table(rows: dict[str, dict[str, Any]]) -> str:

@@ -23,6 +23,7 @@ from realism import (  # noqa: E402
     runs_draws,
     runs_interval,
     runs_margin,
+    score,
 )
 
 
@@ -58,17 +59,19 @@ def test_one_run_per_arm_is_the_paired_scene_bootstrap():
 
 
 def test_a_model_trained_several_times_is_the_mean_of_its_runs():
-    """bench/realism.py --unet-repeats: the row is each figure's mean, the interval spans both runs."""
+    """bench/realism.py --unet-repeats, bench/skill.py --repeats: the row is each figure's mean, the interval spans
+    both runs; one run is its own row."""
     good, bad = scenes([0.05, 0.1, 0.05, 0.1]), scenes([0.3, 0.35, 0.3, 0.35])
-    runs = [{"_scenes": good, "seconds": 2.0}, {"_scenes": bad, "seconds": 3.0}]
-    row = mean_of_runs(runs, "_scenes", 200)
+    runs = [{**score(acc, 0), "seconds": sec, "overrides": ["a=1"], "_scenes": acc}
+            for acc, sec in ((good, 2.0), (bad, 3.0))]  # fmt: skip
+    row = mean_of_runs(runs, 200)
     assert row["combined"] == pytest.approx((combined(good) + combined(bad)) / 2)
-    assert row["runs"] == pytest.approx([combined(good), combined(bad)])
-    assert row["_runs"] == [good, bad] and row["seconds"] == 5.0
+    assert row["run_combined"] == pytest.approx([combined(good), combined(bad)])
+    assert row["_runs"] == [good, bad] and row["seconds"] == 2.5 and row["overrides"] == ["a=1"]
     lo, hi = row["combined_ci"]
     assert lo < combined(bad) + 1 and hi > combined(good) - 1  # the runs' spread, not the scenes' alone
-    one = mean_of_runs(runs[:1], "_scenes", 200)
-    assert one["_runs"] == [good] and one["_scenes"] is good and "runs" not in one
+    one = mean_of_runs(runs[:1], 200)
+    assert one["_runs"] == [good] and one["_scenes"] is good and one["combined"] == combined(good)
 
 
 def test_runs_that_disagree_widen_the_interval():

@@ -76,7 +76,9 @@ def test_signal_during_a_netcdf_write_stops_cleanly(tmp_path, signum):
 def test_sigterm_during_training_removes_the_cache_temporary(synth_data, tmp_path):
     """The 73 MB cache .npy temporary of a SIGTERMed train was never cleaned."""
     work = tmp_path / "run"
-    proc = _spawn(["train", *TINY_TRAIN, "--set", "train.epochs=50", "--data", synth_data / "train",
+    # 1000 tiny epochs (~50 s) so the signal lands in training: with 50 (2.4 s) a run under a loaded
+    # `pytest -n 2` once trained to the end and exited 0 (the signal came too late to count)
+    proc = _spawn(["train", *TINY_TRAIN, "--set", "train.epochs=1000", "--data", synth_data / "train",
                    "--workdir", work], tmp_path)  # fmt: skip
     deadline = time.monotonic() + 120
     while not (work / "checkpoints" / "last.pt").exists() and proc.poll() is None and time.monotonic() < deadline:

@@ -172,7 +172,11 @@ def real_rows(counts: dict[str, list[int]] | None = None) -> list[tuple[str, dic
     return rows
 
 
-def scene_polygons(scene: Any, step: int = 12) -> tuple[np.ndarray, dict[int, tuple[int, int, int]], set[int]]:
+#: raw pixels per cell when a generated scene's polygons are read (12 x 40 m)
+STEP = 12
+
+
+def scene_polygons(scene: Any, step: int = STEP) -> tuple[np.ndarray, dict[int, tuple[int, int, int]], set[int]]:
     """A generated scene's polygon ids on its raw grid / ``step``, its ice polygons' classes and its water ids.
 
     Each polygon takes its most frequent label per chart; polygons labelled SIC 0 are the water.
@@ -192,12 +196,12 @@ def scene_polygons(scene: Any, step: int = 12) -> tuple[np.ndarray, dict[int, tu
     return pid, classes, water
 
 
-def scene_correlations(scene: Any, step: int = 12) -> dict[str, float]:
+def scene_correlations(scene: Any, step: int = STEP) -> dict[str, float]:
     """:func:`polygon_correlations` of a generated scene (``autoice.synth.Scene``) on its raw grid / ``step``."""
     return polygon_correlations(*scene_polygons(scene, step))
 
 
-def scene_count(scene: Any, step: int = 12) -> int:
+def scene_count(scene: Any, step: int = STEP) -> int:
     """:func:`sea_polygons` of a generated scene, its cells at their real-size equivalent (the scene 400 km)."""
     return _count(scene, scene_polygons(scene, step), step)
 
@@ -222,9 +226,9 @@ def synthetic_rows(seeds: list[int], scenes: int, height: int, width: int, count
         for spec in synth.scene_specs(scenes, height=height, width=width, seed=seed):
             season = "freezing" if spec.start.month in FREEZING_MONTHS else "melt"
             scene = synth.generate_scene(spec, seed)
-            polygons = scene_polygons(scene)  # once for both figures
+            polygons = scene_polygons(scene, STEP)  # once for both figures
             found[season].append(polygon_correlations(*polygons))
-            counts.setdefault("synthetic", []).append(_count(scene, polygons, 12))
+            counts.setdefault("synthetic", []).append(_count(scene, polygons, STEP))
     rows = []
     for season, found_rows in found.items():
         with warnings.catch_warnings():
